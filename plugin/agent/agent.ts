@@ -1,0 +1,168 @@
+/**
+ * The node agent, wired: discovery -> inventory -> device state -> { device plugin, node status,
+ * metrics }. Lifecycle only; every decision lives in the stages it wires. Collaborators that touch
+ * the world beyond the configured roots (NVML, the Kubernetes API) are injected.
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEVICE_PLUGIN_SOCKET, RESOURCE_VGPU } from '../../common/contracts/resources.ts';
+import { startHttpServer } from '../../common/http.ts';
+import type { Logger } from '../../common/log.ts';
+import { errFields } from '../../common/log.ts';
+import type { PluginConfig } from '../config.ts';
+import { CONTROL_DEVICE_NODES, type AllocateEnvironment } from '../deviceplugin/allocate.ts';
+import { DeviceState } from '../deviceplugin/device-state.ts';
+import { probeHealth } from '../deviceplugin/health.ts';
+import { statsDirPreparer } from '../deviceplugin/host-prep.ts';
+import { DevicePluginLifecycle } from '../deviceplugin/lifecycle.ts';
+import { createHandlers, PLUGIN_OPTIONS } from '../deviceplugin/server.ts';
+import { discoverNode } from '../discovery/discover.ts';
+import type { Nvml } from '../discovery/nvml.ts';
+import { buildInventory } from '../inventory/inventory.ts';
+import { createAgentMetrics, Registry } from '../metrics/definitions.ts';
+import { installInterposer } from './interposer-install.ts';
+import { desiredFromInventory, NodeStatusPublisher, type NodeApi } from './node-status.ts';
+
+export interface AgentDeps {
+  logger: Logger;
+  registry?: Registry;
+  nvml: Nvml | null;
+  /** Required when config.nodeStatus is on. */
+  nodeApi?: NodeApi;
+  /** Health poll interval. When unspecified, 500 ms (changes reach ListAndWatch within 1 s). */
+  healthPollMs?: number;
+  nodeStatusResyncMs?: number;
+}
+
+export interface AgentHandle {
+  lifecycle: DevicePluginLifecycle;
+  state: DeviceState;
+  metricsPort: number | null;
+  stop(): Promise<void>;
+}
+
+/** native/build/lib of this package: where `make -C native` puts the interposer. */
+export function defaultInterposerSource(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'lib');
+}
+
+function existingDevNodes(devRoot: string): Set<string> {
+  try {
+    const names = new Set(readdirSync(devRoot));
+    return new Set([...names].filter((n) => (CONTROL_DEVICE_NODES as readonly string[]).includes(n) || /^nvidia[0-9]+$/.test(n)));
+  } catch {
+    return new Set();
+  }
+}
+
+export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise<AgentHandle> {
+  const log = deps.logger;
+  const metrics = createAgentMetrics(deps.registry ?? new Registry());
+
+  const discovery = discoverNode({ sysRoot: config.sysRoot, procRoot: config.procRoot, nvml: deps.nvml, gpuMemory: config.gpuMemory });
+  for (const p of discovery.problems) log.warn('discovery problem', { subject: p.subject, problem: p.message });
+  for (const g of discovery.gpus) {
+    if (g.offered)
+      log.info('gpu offered', { gpu: g.pci.address, name: g.name, uuid: g.uuid, vramBytes: g.vramBytes, numa: g.pci.numaNode });
+    else log.warn('gpu not offered', { gpu: g.pci.address, reason: g.reason });
+  }
+  const inventory = buildInventory(discovery, config.capacity);
+  metrics.gpus.set({ offered: 'true' }, inventory.gpus.length);
+  metrics.gpus.set({ offered: 'false' }, discovery.gpus.length - inventory.gpus.length);
+  metrics.vramVirtualBytes.set(inventory.vramVirtualBytes);
+  metrics.hostBudgetBytes.set(inventory.hostBudgetBytes);
+  for (const g of inventory.gpus) metrics.gpuVramBytes.set({ gpu: g.address }, g.vramBytes);
+  log.info('capacity', {
+    vramVirtualBytes: inventory.vramVirtualBytes,
+    vgpu: inventory.vgpuCount,
+    hostBudgetBytes: inventory.hostBudgetBytes,
+  });
+
+  const installed = installInterposer({
+    sourceDir: config.interposerSource ?? defaultInterposerSource(),
+    targetDir: config.interposerDir,
+    driverLibDir: config.driverLibDir,
+  });
+  if (installed.install) log.info('interposer installed', { dir: config.interposerDir });
+  else log.warn('interposer not installed', { reason: installed.reason });
+
+  const state = new DeviceState(inventory);
+  const updateHealth = () => {
+    const health = probeHealth(state.inventory, { sysRoot: config.sysRoot, devRoot: config.devRoot }, deps.nvml);
+    if (state.setHealth(health))
+      for (const [gpu, h] of health) log.warn(h.healthy ? 'gpu healthy' : 'gpu unhealthy', { gpu, reason: h.reason });
+    for (const [gpu, h] of health) metrics.gpuHealthy.set({ gpu }, h.healthy ? 1 : 0);
+  };
+  updateHealth();
+  const healthTimer = setInterval(updateHealth, deps.healthPollMs ?? 500);
+  healthTimer.unref();
+
+  const environment = (): AllocateEnvironment => ({
+    existingDevNodes: existingDevNodes(config.devRoot),
+    hostDevDir: config.hostDevDir,
+    interposer: installed.install,
+    stateDir: config.stateDir,
+  });
+  const lifecycle = new DevicePluginLifecycle({
+    dir: config.devicePluginDir,
+    socketName: DEVICE_PLUGIN_SOCKET,
+    resourceName: RESOURCE_VGPU,
+    options: PLUGIN_OPTIONS,
+    handlers: createHandlers({
+      state,
+      environment,
+      prepareHost: statsDirPreparer(config.stateDir),
+      logger: log.child({ component: 'deviceplugin' }),
+      onAllocate: (outcome) => metrics.allocations.inc({ outcome }),
+    }),
+    logger: log.child({ component: 'deviceplugin' }),
+    onRegistered: () => metrics.registrations.inc(),
+    onRestart: () => metrics.restarts.inc(),
+  });
+  await lifecycle.start();
+
+  let publisher: NodeStatusPublisher | null = null;
+  if (config.nodeStatus) {
+    if (!deps.nodeApi) throw new Error('node status is on but no Kubernetes API was given');
+    publisher = new NodeStatusPublisher({
+      nodeName: config.nodeName,
+      api: deps.nodeApi,
+      logger: log.child({ component: 'node-status' }),
+      resyncMs: deps.nodeStatusResyncMs ?? 5000,
+      onPatched: () => metrics.nodeStatusPatches.inc(),
+      onError: () => metrics.nodeStatusErrors.inc(),
+    });
+    await publisher.publish(desiredFromInventory(inventory));
+    publisher.start();
+  }
+
+  let http: Awaited<ReturnType<typeof startHttpServer>> | null = null;
+  if (config.metrics) {
+    try {
+      http = await startHttpServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        registry: metrics.registry,
+        ready: () => lifecycle.registered && (publisher?.healthy ?? true),
+      });
+      log.info('http listening', { port: http.port });
+    } catch (err) {
+      log.error('cannot serve /metrics', errFields(err));
+      throw err;
+    }
+  }
+
+  return {
+    lifecycle,
+    state,
+    metricsPort: http?.port ?? null,
+    stop: async () => {
+      clearInterval(healthTimer);
+      publisher?.stop();
+      await lifecycle.stop();
+      await http?.close();
+      deps.nvml?.close();
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Node status publisher: keeps `emuv.io/vram-virtual` (bytes) in this Node's status.capacity and
+ * status.allocatable, and the labels emuv.io/gpu.count and emuv.io/gpu.product on the Node.
+ * Level-triggered: every resync it reads the Node and patches only what differs, so a kubelet that
+ * zeroes extended resources on re-registration, or a Node that is deleted and recreated, is
+ * corrected within one interval.
+ */
+import { LABEL_GPU_COUNT, LABEL_GPU_PRODUCT, RESOURCE_VRAM_VIRTUAL } from '../../common/contracts/resources.ts';
+import type { Logger } from '../../common/log.ts';
+import { errFields } from '../../common/log.ts';
+import type { Inventory } from '../inventory/inventory.ts';
+
+export interface JsonPatchOp {
+  op: 'add' | 'replace' | 'remove' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+/** The parts of a Node the publisher reads. */
+export interface NodeView {
+  metadata?: { labels?: Record<string, string> };
+  status?: { capacity?: Record<string, string>; allocatable?: Record<string, string> };
+}
+
+/** The Kubernetes calls the publisher needs; implemented over @kubernetes/client-node in kube-node-api.ts. */
+export interface NodeApi {
+  getNode(name: string): Promise<NodeView>;
+  patchNodeStatus(name: string, ops: JsonPatchOp[]): Promise<void>;
+  patchNode(name: string, ops: JsonPatchOp[]): Promise<void>;
+}
+
+export interface DesiredNodeState {
+  vramVirtualBytes: number;
+  labels: Record<string, string>;
+}
+
+/** JSON Pointer escaping (RFC 6901): `~` -> `~0`, `/` -> `~1`. */
+export function pointerEscape(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/** A label value: at most 63 of [A-Za-z0-9_.-], starting and ending with an alphanumeric. */
+export function sanitizeLabelValue(text: string): string {
+  const s = text
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return s;
+}
+
+export function desiredFromInventory(inv: Inventory): DesiredNodeState {
+  const names = [...new Set(inv.gpus.map((g) => g.name ?? 'unknown'))];
+  const product = names.length === 0 ? '' : names.length === 1 ? sanitizeLabelValue(names[0]!) : 'mixed';
+  const labels: Record<string, string> = { [LABEL_GPU_COUNT]: String(inv.gpus.length) };
+  if (product) labels[LABEL_GPU_PRODUCT] = product;
+  return { vramVirtualBytes: inv.vramVirtualBytes, labels };
+}
+
+/** JSON patch for status (capacity and allocatable), or [] when the Node already agrees. */
+export function statusPatch(node: NodeView, desired: DesiredNodeState): JsonPatchOp[] {
+  const value = String(desired.vramVirtualBytes);
+  if (!node.status) {
+    return [
+      {
+        op: 'add',
+        path: '/status',
+        value: { capacity: { [RESOURCE_VRAM_VIRTUAL]: value }, allocatable: { [RESOURCE_VRAM_VIRTUAL]: value } },
+      },
+    ];
+  }
+  const ops: JsonPatchOp[] = [];
+  for (const field of ['capacity', 'allocatable'] as const) {
+    const map = node.status[field];
+    if (!map) ops.push({ op: 'add', path: `/status/${field}`, value: { [RESOURCE_VRAM_VIRTUAL]: value } });
+    else if (map[RESOURCE_VRAM_VIRTUAL] !== value)
+      ops.push({ op: 'add', path: `/status/${field}/${pointerEscape(RESOURCE_VRAM_VIRTUAL)}`, value });
+  }
+  return ops;
+}
+
+/** JSON patch for labels; [] when they already agree. Removes a product label that no longer applies. */
+export function labelPatch(node: NodeView, desired: DesiredNodeState): JsonPatchOp[] {
+  const current = node.metadata?.labels;
+  if (!current) return [{ op: 'add', path: '/metadata/labels', value: { ...desired.labels } }];
+  const ops: JsonPatchOp[] = [];
+  for (const [k, v] of Object.entries(desired.labels))
+    if (current[k] !== v) ops.push({ op: 'add', path: `/metadata/labels/${pointerEscape(k)}`, value: v });
+  if (!(LABEL_GPU_PRODUCT in desired.labels) && LABEL_GPU_PRODUCT in current)
+    ops.push({ op: 'remove', path: `/metadata/labels/${pointerEscape(LABEL_GPU_PRODUCT)}` });
+  return ops;
+}
+
+export interface PublisherOptions {
+  nodeName: string;
+  api: NodeApi;
+  logger: Logger;
+  /** How often the Node is re-read and corrected. When unspecified, 5000 ms. */
+  resyncMs?: number;
+  onPatched?: () => void;
+  onError?: () => void;
+}
+
+export class NodeStatusPublisher {
+  readonly #o: PublisherOptions;
+  #desired: DesiredNodeState | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  #lastOk = false;
+
+  constructor(options: PublisherOptions) {
+    this.#o = options;
+  }
+
+  /** True after the last reconcile succeeded. */
+  get healthy(): boolean {
+    return this.#lastOk;
+  }
+
+  /** Sets what should be published and reconciles now. */
+  async publish(desired: DesiredNodeState): Promise<void> {
+    this.#desired = desired;
+    await this.reconcile();
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.reconcile(), this.#o.resyncMs ?? 5000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** One level-triggered pass; concurrent calls share the pass in flight. */
+  reconcile(): Promise<void> {
+    this.#running ??= this.#reconcile().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #reconcile(): Promise<void> {
+    const desired = this.#desired;
+    if (!desired) return;
+    const { api, nodeName, logger } = this.#o;
+    try {
+      const node = await api.getNode(nodeName);
+      const s = statusPatch(node, desired);
+      if (s.length > 0) {
+        await api.patchNodeStatus(nodeName, s);
+        logger.info('node status patched', { node: nodeName, [RESOURCE_VRAM_VIRTUAL]: desired.vramVirtualBytes });
+      }
+      const l = labelPatch(node, desired);
+      if (l.length > 0) await api.patchNode(nodeName, l);
+      if (s.length + l.length > 0) this.#o.onPatched?.();
+      this.#lastOk = true;
+    } catch (err) {
+      this.#lastOk = false;
+      this.#o.onError?.();
+      logger.warn('node status reconcile failed; will retry', { node: nodeName, ...errFields(err) });
+    }
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Configuration of the `emuv` commands: flags, with EMUV_* environment equivalents (flag
+ * `--sys-root` <-> `EMUV_SYS_ROOT`; a flag wins over the environment). Pure: main.ts passes argv and
+ * env in. Every error names the flag and what would be accepted.
+ */
+import { parseArgs } from 'node:util';
+import { parseSize, VRAM_MODES, type VramMode } from '../common/contracts/interposer.ts';
+import { ConfigError } from '../common/errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../common/log.ts';
+import { DEFAULT_CAPACITY_CONFIG, MAX_SLOTS_PER_GPU, type CapacityConfig, type HostBudget } from './inventory/capacity.ts';
+
+/** Flags shared by `discover` and `plugin`. */
+const COMMON_FLAGS = {
+  'sys-root': { type: 'string', default: '/sys', help: 'where the host sysfs is visible' },
+  'proc-root': { type: 'string', default: '/proc', help: 'where the host procfs is visible' },
+  'dev-root': { type: 'string', default: '/dev', help: 'where the host /dev is visible' },
+  'gpu-memory': {
+    type: 'string',
+    multiple: true,
+    help: 'VRAM of a GPU when NVML cannot say: <pci-address>=<size> (repeatable; env: comma-separated)',
+  },
+  'nvml-library': { type: 'string', default: 'libnvidia-ml.so.1', help: 'NVML library to dlopen, or "off"' },
+  'slots-per-gpu': { type: 'string', default: String(DEFAULT_CAPACITY_CONFIG.slotsPerGpu), help: 'emuv.io/vgpu slots per GPU' },
+  'vram-reserve': { type: 'string', default: '512Mi', help: 'VRAM kept back per GPU for contexts and the driver' },
+  'host-spill': {
+    type: 'string',
+    default: 'auto',
+    help: 'host RAM offered for spill: auto, a size (e.g. 64Gi) or a percent of MemTotal (e.g. 40%)',
+  },
+  'vram-mode': { type: 'string', default: 'fill', help: 'fill (a container may fill the card) or fixed (VRAM / slots each)' },
+  'log-level': { type: 'string', default: 'info', help: 'debug, info, warn or error' },
+} as const;
+
+const PLUGIN_FLAGS = {
+  ...COMMON_FLAGS,
+  'host-dev-dir': { type: 'string', default: '/dev', help: 'the host path of --dev-root, as the kubelet must be told' },
+  'device-plugin-dir': { type: 'string', default: '/var/lib/kubelet/device-plugins', help: "the kubelet's device-plugin directory" },
+  'state-dir': { type: 'string', default: '/run/emuv', help: 'host directory of per-allocation stats directories' },
+  'interposer-dir': { type: 'string', default: '/usr/local/emuv', help: 'host directory the interposer is installed into' },
+  'interposer-source': {
+    type: 'string',
+    default: '',
+    help: 'directory holding the built libemuv-*.so to install (default: native/build/lib of this package)',
+  },
+  'driver-lib-dir': {
+    type: 'string',
+    default: '/usr/lib/x86_64-linux-gnu',
+    help: 'directory of the real libcuda.so.1 inside GPU containers',
+  },
+  'node-name': { type: 'string', default: '', help: 'this Node (also read from NODE_NAME); required unless --node-status=off' },
+  'node-status': { type: 'string', default: 'on', help: 'on: publish emuv.io/vram-virtual in node status; off: no Kubernetes API at all' },
+  kubeconfig: { type: 'string', default: '', help: 'kubeconfig file (default: in-cluster configuration)' },
+  'metrics-addr': { type: 'string', default: ':9402', help: 'address of /metrics, /healthz and /readyz, or "off"' },
+} as const;
+
+const DISCOVER_FLAGS = { ...COMMON_FLAGS, json: { type: 'boolean', default: false, help: 'print the versioned JSON document' } } as const;
+
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; multiple?: boolean; help: string }>;
+
+export interface CommonConfig {
+  sysRoot: string;
+  procRoot: string;
+  devRoot: string;
+  gpuMemory: Map<string, number>;
+  nvmlLibrary: string | null;
+  capacity: CapacityConfig;
+  logLevel: LogLevel;
+}
+
+export interface DiscoverConfig extends CommonConfig {
+  json: boolean;
+}
+
+export interface PluginConfig extends CommonConfig {
+  hostDevDir: string;
+  devicePluginDir: string;
+  stateDir: string;
+  interposerDir: string;
+  interposerSource: string | null;
+  driverLibDir: string;
+  nodeName: string;
+  nodeStatus: boolean;
+  kubeconfig: string | null;
+  metrics: { host: string; port: number } | null;
+}
+
+export function envName(flag: string): string {
+  return `EMUV_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function usage(command: 'discover' | 'plugin'): string {
+  const flags: FlagSpec = command === 'plugin' ? PLUGIN_FLAGS : DISCOVER_FLAGS;
+  const lines = Object.entries(flags).map(([name, f]) => {
+    const def = f.default !== undefined && f.default !== '' ? ` (default ${String(f.default)})` : '';
+    return `  --${name.padEnd(20)} ${f.help}${def}  [${envName(name)}]`;
+  });
+  return `usage: emuv ${command} [flags]\n${lines.join('\n')}`;
+}
+
+function parseFlags(spec: FlagSpec, argv: string[], env: Record<string, string | undefined>): Record<string, string | boolean | string[]> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: spec as never, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; run with --help for the flags`);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const out: Record<string, string | boolean | string[]> = {};
+  for (const [name, f] of Object.entries(spec)) {
+    const fromFlag = values[name];
+    const fromEnv = env[envName(name)];
+    if (fromFlag !== undefined) out[name] = fromFlag;
+    else if (fromEnv !== undefined && fromEnv !== '') {
+      if (f.multiple)
+        out[name] = fromEnv
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+      else if (f.type === 'boolean') {
+        if (fromEnv !== 'true' && fromEnv !== 'false') throw new ConfigError(`${envName(name)}="${fromEnv}": expected true or false`);
+        out[name] = fromEnv === 'true';
+      } else out[name] = fromEnv;
+    } else if (f.default !== undefined) out[name] = f.default;
+    else if (f.multiple) out[name] = [];
+  }
+  return out;
+}
+
+/** Size in bytes as a JS number; names the flag on error. */
+export function parseBytesFlag(flag: string, text: string): number {
+  let v: bigint;
+  try {
+    v = parseSize(text);
+  } catch (err) {
+    throw new ConfigError(`--${flag}: ${(err as Error).message}`);
+  }
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ConfigError(`--${flag}: ${text} is too large`);
+  return Number(v);
+}
+
+export function parseGpuMemory(entries: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of entries) {
+    const m = /^([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])=(.+)$/.exec(e);
+    if (!m) throw new ConfigError(`--gpu-memory "${e}": expected <pci-address>=<size>, e.g. 0000:01:00.0=8Gi`);
+    const address = m[1]!.toLowerCase();
+    if (out.has(address)) throw new ConfigError(`--gpu-memory: ${address} given twice`);
+    const bytes = parseBytesFlag('gpu-memory', m[2]!);
+    if (bytes === 0) throw new ConfigError(`--gpu-memory "${e}": size must be above 0`);
+    out.set(address, bytes);
+  }
+  return out;
+}
+
+export function parseHostSpill(text: string): HostBudget {
+  if (text === 'auto') return { kind: 'auto' };
+  const pct = /^([0-9]{1,3})%$/.exec(text);
+  if (pct) {
+    const percent = Number(pct[1]);
+    if (percent > 100) throw new ConfigError(`--host-spill ${text}: a percent must be from 0% to 100%`);
+    return { kind: 'percent', percent };
+  }
+  return { kind: 'bytes', bytes: parseBytesFlag('host-spill', text) };
+}
+
+function parseCommon(v: Record<string, string | boolean | string[]>): CommonConfig {
+  const str = (k: string) => v[k] as string;
+  const slots = str('slots-per-gpu');
+  if (!/^[0-9]{1,3}$/.test(slots) || Number(slots) < 1 || Number(slots) > MAX_SLOTS_PER_GPU)
+    throw new ConfigError(`--slots-per-gpu ${slots}: expected an integer from 1 to ${MAX_SLOTS_PER_GPU}`);
+  const mode = str('vram-mode');
+  if (!(VRAM_MODES as readonly string[]).includes(mode)) throw new ConfigError(`--vram-mode ${mode}: expected fill or fixed`);
+  const level = str('log-level');
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(`--log-level ${level}: expected ${LOG_LEVELS.join(', ')}`);
+  const nvml = str('nvml-library');
+  return {
+    sysRoot: str('sys-root'),
+    procRoot: str('proc-root'),
+    devRoot: str('dev-root'),
+    gpuMemory: parseGpuMemory(v['gpu-memory'] as string[]),
+    nvmlLibrary: nvml === 'off' ? null : nvml,
+    capacity: {
+      slotsPerGpu: Number(slots),
+      reserveBytes: parseBytesFlag('vram-reserve', str('vram-reserve')),
+      hostBudget: parseHostSpill(str('host-spill')),
+      vramMode: mode as VramMode,
+    },
+    logLevel: level as LogLevel,
+  };
+}
+
+export function parseDiscoverConfig(argv: string[], env: Record<string, string | undefined>): DiscoverConfig {
+  const v = parseFlags(DISCOVER_FLAGS, argv, env);
+  return { ...parseCommon(v), json: v.json as boolean };
+}
+
+export function parseListenAddress(flag: string, text: string): { host: string; port: number } | null {
+  if (text === 'off') return null;
+  const m = /^(.*):([0-9]{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`--${flag} ${text}: expected [host]:port or off`);
+  return { host: m[1] === '' ? '0.0.0.0' : m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+export function parsePluginConfig(argv: string[], env: Record<string, string | undefined>): PluginConfig {
+  const v = parseFlags(PLUGIN_FLAGS, argv, env);
+  const str = (k: string) => v[k] as string;
+  const nodeStatus = str('node-status');
+  if (nodeStatus !== 'on' && nodeStatus !== 'off') throw new ConfigError(`--node-status ${nodeStatus}: expected on or off`);
+  const nodeName = str('node-name') || env.NODE_NAME || '';
+  if (nodeStatus === 'on' && !nodeName) throw new ConfigError('--node-name (or NODE_NAME) is required unless --node-status=off');
+  return {
+    ...parseCommon(v),
+    hostDevDir: str('host-dev-dir'),
+    devicePluginDir: str('device-plugin-dir'),
+    stateDir: str('state-dir'),
+    interposerDir: str('interposer-dir'),
+    interposerSource: str('interposer-source') || null,
+    driverLibDir: str('driver-lib-dir'),
+    nodeName,
+    nodeStatus: nodeStatus === 'on',
+    kubeconfig: str('kubeconfig') || null,
+    metrics: parseListenAddress('metrics-addr', str('metrics-addr')),
+  };
+}

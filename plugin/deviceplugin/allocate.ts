@@ -1,0 +1,115 @@
+/**
+ * Allocate, as pure functions: validate the kubelet's device IDs against the inventory, then build
+ * the container response from small steps (device nodes, interposer mounts, stats mount, EMUV_* env).
+ * Host side effects (creating the stats directory) happen elsewhere, before this runs.
+ */
+import { CONTAINER_PATHS, CONTRACT_VERSION, ENV } from '../../common/contracts/interposer.ts';
+import { InvalidRequestError } from '../../common/errors.ts';
+import type { ContainerAllocateResponse, DeviceSpec, Mount } from '../../protos/deviceplugin.ts';
+import type { Inventory, OfferedGpu } from '../inventory/inventory.ts';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+/** Device nodes every CUDA container needs, besides its GPU's /dev/nvidia<minor>. */
+export const CONTROL_DEVICE_NODES = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'] as const;
+
+export interface Grant {
+  gpu: OfferedGpu;
+  slotIds: string[];
+  /** Names the per-allocation stats directory; derived from the IDs, so the same IDs give the same dir. */
+  allocId: string;
+}
+
+/** Host paths of an installed interposer, or null when the agent has none to offer. */
+export interface InterposerInstall {
+  libDir: string;
+  preloadFile: string;
+}
+
+export interface AllocateEnvironment {
+  /** Device node names that exist on the host (probed just before building). */
+  existingDevNodes: ReadonlySet<string>;
+  /** Host directory of device nodes as the kubelet sees it (usually /dev). */
+  hostDevDir: string;
+  interposer: InterposerInstall | null;
+  /** Host directory holding per-allocation stats directories. */
+  stateDir: string;
+}
+
+export function allocIdFor(ids: readonly string[]): string {
+  const sorted = [...ids].sort();
+  if (sorted.length === 1) return sorted[0]!;
+  const digest = createHash('sha256').update(sorted.join('\n')).digest('hex').slice(0, 12);
+  return `${sorted[0]}-n${sorted.length}-${digest}`;
+}
+
+/** Maps the requested IDs to one GPU; throws InvalidRequestError naming every bad ID. */
+export function resolveGrant(ids: readonly string[], inventory: Inventory): Grant {
+  if (ids.length === 0) throw new InvalidRequestError('no device IDs in the container request');
+  const owner = new Map<string, OfferedGpu>();
+  for (const gpu of inventory.gpus) for (const s of gpu.slots) owner.set(s.id, gpu);
+  const unknown = ids.filter((id) => !owner.has(id));
+  if (unknown.length > 0) throw new InvalidRequestError(`unknown device IDs: ${unknown.join(', ')}`);
+  const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (dupes.length > 0) throw new InvalidRequestError(`device IDs requested twice: ${[...new Set(dupes)].join(', ')}`);
+  const gpus = new Set(ids.map((id) => owner.get(id)!.address));
+  if (gpus.size > 1) {
+    const byGpu = [...gpus].map((a) => `${a}: ${ids.filter((id) => owner.get(id)!.address === a).join(', ')}`);
+    throw new InvalidRequestError(`device IDs span GPUs (one container gets slots of one GPU): ${byGpu.join('; ')}`);
+  }
+  return { gpu: owner.get(ids[0]!)!, slotIds: [...ids], allocId: allocIdFor(ids) };
+}
+
+export function statsDirFor(stateDir: string, allocId: string): string {
+  return join(stateDir, allocId);
+}
+
+function deviceNodes(grant: Grant, env: AllocateEnvironment): DeviceSpec[] {
+  const names: string[] = [...CONTROL_DEVICE_NODES];
+  if (grant.gpu.minor !== null) names.push(`nvidia${grant.gpu.minor}`);
+  return names
+    .filter((n) => env.existingDevNodes.has(n))
+    .map((n) => ({ container_path: `/dev/${n}`, host_path: join(env.hostDevDir, n), permissions: 'rw' }));
+}
+
+function mounts(grant: Grant, env: AllocateEnvironment): Mount[] {
+  const out: Mount[] = [];
+  if (env.interposer) {
+    out.push({ container_path: CONTAINER_PATHS.libDir, host_path: env.interposer.libDir, read_only: true });
+    out.push({ container_path: CONTAINER_PATHS.preloadFile, host_path: env.interposer.preloadFile, read_only: true });
+  }
+  out.push({ container_path: CONTAINER_PATHS.statsDir, host_path: statsDirFor(env.stateDir, grant.allocId), read_only: false });
+  return out;
+}
+
+function envs(grant: Grant): Record<string, string> {
+  const gpu = grant.gpu;
+  const e: Record<string, string> = {
+    [ENV.contractVersion]: String(CONTRACT_VERSION),
+    [ENV.gpu]: gpu.uuid ?? gpu.address,
+    [ENV.vramShare]: String(gpu.slotVramShareBytes),
+    [ENV.statsFile]: CONTAINER_PATHS.statsFile,
+  };
+  // Fill: the share is the card; fixed: a slot's share. One slot per container is the norm (the
+  // webhook asks for one); more slots of one GPU in fixed mode add their shares up.
+  e[ENV.vramMode] = gpu.vramMode;
+  if (gpu.vramMode === 'fixed' && grant.slotIds.length > 1) {
+    e[ENV.vramShare] = String(Math.min(gpu.usableVramBytes, gpu.slotVramShareBytes * grant.slotIds.length));
+  }
+  // The NVIDIA container runtime injects the driver libraries for the GPUs named here.
+  if (gpu.uuid) {
+    e.NVIDIA_VISIBLE_DEVICES = gpu.uuid;
+    e.NVIDIA_DRIVER_CAPABILITIES = 'compute,utility';
+  }
+  return e;
+}
+
+export function buildContainerResponse(grant: Grant, env: AllocateEnvironment): ContainerAllocateResponse {
+  return {
+    envs: envs(grant),
+    mounts: mounts(grant, env),
+    devices: deviceNodes(grant, env),
+    annotations: {},
+    cdi_devices: [],
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The published device state: the current inventory plus per-GPU health. Subscribers (the
+ * ListAndWatch streams) are told after every change and read the new immutable snapshot; nothing
+ * hands out a structure that another task mutates.
+ */
+import { HEALTHY, UNHEALTHY, type Device } from '../../protos/deviceplugin.ts';
+import type { Inventory } from '../inventory/inventory.ts';
+
+export interface GpuHealth {
+  healthy: boolean;
+  /** Why unhealthy; null when healthy. */
+  reason: string | null;
+}
+
+export type Listener = () => void;
+
+export class DeviceState {
+  #inventory: Inventory;
+  #health = new Map<string, GpuHealth>();
+  #listeners = new Set<Listener>();
+  #devices: readonly Device[] = [];
+
+  constructor(inventory: Inventory) {
+    this.#inventory = inventory;
+    this.#rebuild();
+  }
+
+  get inventory(): Inventory {
+    return this.#inventory;
+  }
+
+  /** The complete device list, as sent on ListAndWatch. */
+  get devices(): readonly Device[] {
+    return this.#devices;
+  }
+
+  health(address: string): GpuHealth {
+    return this.#health.get(address) ?? { healthy: true, reason: null };
+  }
+
+  setInventory(inventory: Inventory): void {
+    this.#inventory = inventory;
+    this.#changed();
+  }
+
+  /** Updates the health of GPUs; notifies only when something changed. */
+  setHealth(health: ReadonlyMap<string, GpuHealth>): boolean {
+    let changed = false;
+    for (const [addr, h] of health) {
+      const prev = this.health(addr);
+      if (prev.healthy !== h.healthy || prev.reason !== h.reason) changed = true;
+      this.#health.set(addr, h);
+    }
+    if (changed) this.#changed();
+    return changed;
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #changed(): void {
+    this.#rebuild();
+    for (const fn of [...this.#listeners]) fn();
+  }
+
+  #rebuild(): void {
+    this.#devices = Object.freeze(
+      this.#inventory.gpus.flatMap((g) =>
+        g.slots.map((s) => ({
+          ID: s.id,
+          health: this.health(g.address).healthy ? HEALTHY : UNHEALTHY,
+          // No NUMA affinity (-1) is sent as no topology, which the kubelet reads as "any node".
+          topology: g.numaNode >= 0 ? { nodes: [{ ID: g.numaNode }] } : null,
+        })),
+      ),
+    );
+  }
+}

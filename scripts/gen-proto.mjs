@@ -1,0 +1,25 @@
+// Regenerates the TypeScript types of the device plugin API from protos/deviceplugin/v1beta1/api.proto.
+// The output is committed; test/contract/proto-types.test.ts regenerates into a temp dir and fails on drift.
+// Usage: node scripts/gen-proto.mjs [outDir]   (default: protos/generated)
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = process.argv[2] ?? join(root, 'protos', 'generated');
+export const GEN_ARGS = [
+  '--keepCase',
+  '--longs=Number',
+  '--enums=String',
+  '--defaults',
+  '--oneofs',
+  '--grpcLib=@grpc/grpc-js',
+  '--importFileExtension=.ts',
+];
+rmSync(outDir, { recursive: true, force: true });
+execFileSync(
+  join(root, 'node_modules', '.bin', 'proto-loader-gen-types'),
+  [...GEN_ARGS, '-O', outDir, 'protos/deviceplugin/v1beta1/api.proto'],
+  { cwd: root, stdio: 'inherit' },
+);
