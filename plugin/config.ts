@@ -98,9 +98,12 @@ export function usage(command: 'discover' | 'plugin'): string {
 }
 
 function parseFlags(spec: FlagSpec, argv: string[], env: Record<string, string | undefined>): Record<string, string | boolean | string[]> {
+  // Defaults are applied below, after the environment: parseArgs would otherwise fill them in and
+  // hide the EMUV_* values.
+  const options = Object.fromEntries(Object.entries(spec).map(([k, f]) => [k, { type: f.type, multiple: f.multiple ?? false }]));
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: spec as never, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}; run with --help for the flags`);
   }

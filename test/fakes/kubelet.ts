@@ -7,7 +7,7 @@
  *
  * Used by the integration tests, the benchmark and the demo; it is test code, not product code.
  */
-import { credentials, Server, ServerCredentials, status, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, status, type ClientReadableStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -65,7 +65,7 @@ export class StandInKubelet {
     }
     const server = new Server();
     server.addService(devicePluginApi().Registration.service, {
-      Register: (call: { request: RegisterRequest__Output }, cb: (err: unknown, res?: object) => void) => {
+      Register: (call: ServerUnaryCall<RegisterRequest__Output, object>, cb: sendUnaryData<object>) => {
         this.#onRegister(call.request).then(
           () => cb(null, {}),
           (err: Error) => cb({ code: status.FAILED_PRECONDITION, details: err.message }),
@@ -130,7 +130,9 @@ export class StandInKubelet {
   allocate(ids: string[][]): Promise<AllocateResponse__Output> {
     const conn = this.#need();
     return new Promise((resolve, reject) =>
-      conn.client.Allocate({ container_requests: ids.map((d) => ({ devices_ids: d })) }, (err, res) => (err || !res ? reject(err) : resolve(res))),
+      conn.client.Allocate({ container_requests: ids.map((d) => ({ devices_ids: d })) }, (err, res) =>
+        err || !res ? reject(err) : resolve(res),
+      ),
     );
   }
 

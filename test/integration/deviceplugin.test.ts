@@ -108,7 +108,12 @@ describe('Allocate', () => {
     mkdirSync(libs);
     writeFileSync(join(libs, 'libemuv-cuda.so'), 'cuda shim');
     writeFileSync(join(libs, 'libemuv-nvml.so'), 'nvml shim');
-    const { roots } = await startOn('one-gpu', ['--gpu-memory=0000:01:00.0=8Gi', `--interposer-source=${libs}`, '--slots-per-gpu=4', '--vram-mode=fixed']);
+    const { roots } = await startOn('one-gpu', [
+      '--gpu-memory=0000:01:00.0=8Gi',
+      `--interposer-source=${libs}`,
+      '--slots-per-gpu=4',
+      '--vram-mode=fixed',
+    ]);
     const stale = join(tmp.path, 'state', 'gpu-0000-01-00-0-s02');
     mkdirSync(stale, { recursive: true });
     writeFileSync(join(stale, 'stats.bin'), 'from the previous container');
@@ -137,7 +142,9 @@ describe('Allocate', () => {
       { container_path: '/etc/ld.so.preload', host_path: join(interposer, 'ld.so.preload'), read_only: true },
       { container_path: '/run/emuv', host_path: stale, read_only: false },
     ]);
-    expect(readFileSync(join(interposer, 'ld.so.preload'), 'utf8')).toBe('/usr/local/emuv/lib/libemuv-cuda.so\n/usr/local/emuv/lib/libemuv-nvml.so\n');
+    expect(readFileSync(join(interposer, 'ld.so.preload'), 'utf8')).toBe(
+      '/usr/local/emuv/lib/libemuv-cuda.so\n/usr/local/emuv/lib/libemuv-nvml.so\n',
+    );
     expect(readFileSync(join(interposer, 'lib', 'libemuv-cuda.so'), 'utf8')).toBe('cuda shim');
     expect(readlinkSync(join(interposer, 'lib', 'libemuv-real-cuda.so'))).toBe('/usr/lib/x86_64-linux-gnu/libcuda.so.1');
     expect(statSync(stale).mode & 0o7777).toBe(0o1777);
