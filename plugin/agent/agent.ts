@@ -3,7 +3,7 @@
  * metrics }. Lifecycle only; every decision lives in the stages it wires. Collaborators that touch
  * the world beyond the configured roots (NVML, the Kubernetes API) are injected.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVICE_PLUGIN_SOCKET, RESOURCE_VGPU } from '../../common/contracts/resources.ts';
@@ -42,9 +42,14 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-/** native/build/lib of this package: where `make -C native` puts the interposer. */
+/**
+ * native/build/lib of this package, where `make -C native` puts the interposer. Found by walking up
+ * to package.json, so it is the same from the sources (plugin/agent/) and from the bundle (dist/).
+ */
 export function defaultInterposerSource(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'lib');
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, 'native', 'build', 'lib');
 }
 
 function existingDevNodes(devRoot: string): Set<string> {
@@ -113,10 +118,10 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       state,
       environment,
       prepareHost: statsDirPreparer(config.stateDir),
-      logger: log.child({ component: 'deviceplugin' }),
+      logger: log.child({ module: 'deviceplugin' }),
       onAllocate: (outcome) => metrics.allocations.inc({ outcome }),
     }),
-    logger: log.child({ component: 'deviceplugin' }),
+    logger: log.child({ module: 'deviceplugin' }),
     onRegistered: () => metrics.registrations.inc(),
     onRestart: () => metrics.restarts.inc(),
   });
@@ -128,7 +133,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     publisher = new NodeStatusPublisher({
       nodeName: config.nodeName,
       api: deps.nodeApi,
-      logger: log.child({ component: 'node-status' }),
+      logger: log.child({ module: 'node-status' }),
       resyncMs: deps.nodeStatusResyncMs ?? 5000,
       onPatched: () => metrics.nodeStatusPatches.inc(),
       onError: () => metrics.nodeStatusErrors.inc(),

@@ -1,82 +1,14 @@
 /**
- * The node-status publisher against an HTTP server standing in for the kube-apiserver: it checks
- * the content type and the JSON patch each request carries, and keeps a Node that the test can
- * change behind the publisher's back (as a re-registering kubelet does).
+ * The node-status publisher against an HTTP server standing in for the kube-apiserver
+ * (test/fakes/apiserver.ts), which records the content type and JSON patch of every request.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nopLogger } from '../../common/log.ts';
 import { waitUntil } from '../../test/helpers.ts';
 import { createNodeApi } from './kube-node-api.ts';
-import { labelPatch, NodeStatusPublisher, sanitizeLabelValue, statusPatch, type JsonPatchOp, type NodeView } from './node-status.ts';
-
-interface Recorded {
-  method: string;
-  path: string;
-  contentType: string | undefined;
-  body: JsonPatchOp[] | null;
-}
-
-class FakeApiServer {
-  node: NodeView & { metadata: { name: string; labels: Record<string, string> } } = {
-    metadata: { name: 'gpu-node-1', labels: { 'kubernetes.io/hostname': 'gpu-node-1' } },
-    status: { capacity: { cpu: '8', memory: '32Gi' }, allocatable: { cpu: '8', memory: '31Gi' } },
-  };
-  requests: Recorded[] = [];
-  failNext = 0;
-  server: Server = createServer((req, res) => void this.handle(req, res));
-  port = 0;
-
-  async start() {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  async handle(req: IncomingMessage, res: ServerResponse) {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    const body = raw ? (JSON.parse(raw) as JsonPatchOp[]) : null;
-    const path = req.url ?? '';
-    this.requests.push({ method: req.method ?? '', path, contentType: req.headers['content-type'], body });
-    if (this.failNext > 0) {
-      this.failNext--;
-      res.writeHead(503, { 'content-type': 'application/json' }).end('{"kind":"Status","code":503}');
-      return;
-    }
-    if (!path.startsWith('/api/v1/nodes/gpu-node-1')) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}');
-      return;
-    }
-    if (req.method === 'PATCH') {
-      if (req.headers['content-type'] !== 'application/json-patch+json') {
-        res.writeHead(415).end();
-        return;
-      }
-      this.apply(body!);
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'v1', kind: 'Node', ...this.node }));
-  }
-
-  /** A minimal RFC 6902 apply for add/remove on object members, enough to check the publisher's patches. */
-  apply(ops: JsonPatchOp[]) {
-    for (const op of ops) {
-      const parts = op.path
-        .split('/')
-        .slice(1)
-        .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-      let target: Record<string, unknown> = this.node as unknown as Record<string, unknown>;
-      for (const p of parts.slice(0, -1)) target = target[p] as Record<string, unknown>;
-      const last = parts.at(-1)!;
-      if (op.op === 'add') target[last] = op.value;
-      else if (op.op === 'remove') delete target[last];
-    }
-  }
-
-  stop() {
-    return new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
+import { FakeApiServer } from '../../test/fakes/apiserver.ts';
+import { labelPatch, NodeStatusPublisher, sanitizeLabelValue, statusPatch } from './node-status.ts';
 
 let api: FakeApiServer;
 let publisher: NodeStatusPublisher | null;

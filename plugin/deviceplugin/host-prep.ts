@@ -7,22 +7,24 @@
  * directory, 01777 for an allocation's directory, because the container's processes may run as any
  * UID and must create the stats file there. The sticky bit keeps one UID from deleting another's file.
  */
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { statsDirFor, type Grant } from './allocate.ts';
 
-export type PrepareHost = (grant: Grant) => Promise<void>;
+export type PrepareHost = (grant: Grant) => void;
 
 export const STATE_DIR_MODE = 0o755;
 export const ALLOCATION_DIR_MODE = 0o1777;
 
 export function statsDirPreparer(stateDir: string): PrepareHost {
-  return async (grant) => {
-    await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  // Synchronous on purpose: four local syscalls cost less than four hops through libuv's thread
+  // pool, and the kubelet sends Allocates one at a time anyway.
+  return (grant) => {
+    mkdirSync(stateDir, { recursive: true, mode: STATE_DIR_MODE });
     const dir = statsDirFor(stateDir, grant.allocId);
     // A slot is allocated again only after its previous container is gone: start from nothing so
     // that an old stats file cannot be mistaken for the new container's.
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { mode: ALLOCATION_DIR_MODE });
-    await chmod(dir, ALLOCATION_DIR_MODE);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: ALLOCATION_DIR_MODE });
+    chmodSync(dir, ALLOCATION_DIR_MODE);
   };
 }

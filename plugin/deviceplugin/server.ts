@@ -60,33 +60,28 @@ export function createHandlers(deps: ServerDeps): DevicePluginHandlers {
 
     Allocate: (call, cb) => {
       const reqs = call.request.container_requests ?? [];
-      void (async () => {
+      try {
         if (reqs.length === 0) throw new InvalidRequestError('AllocateRequest has no container requests');
         const grants = reqs.map((r) => resolveGrant(r.devices_ids ?? [], deps.state.inventory));
-        const responses: ContainerAllocateResponse[] = [];
+        const container_responses: ContainerAllocateResponse[] = [];
         for (const grant of grants) {
-          await deps.prepareHost(grant);
-          responses.push(buildContainerResponse(grant, deps.environment()));
+          deps.prepareHost(grant);
+          container_responses.push(buildContainerResponse(grant, deps.environment()));
           log.info('allocated', { gpu: grant.gpu.address, slots: grant.slotIds, allocId: grant.allocId });
         }
-        return responses;
-      })().then(
-        (container_responses) => {
-          deps.onAllocate?.('ok');
-          cb(null, { container_responses });
-        },
-        (err: unknown) => {
-          if (err instanceof InvalidRequestError) {
-            deps.onAllocate?.('invalid');
-            log.warn('allocate rejected', errFields(err));
-            cb(rpcError(grpcStatus.INVALID_ARGUMENT, err.message));
-          } else {
-            deps.onAllocate?.('error');
-            log.error('allocate failed', errFields(err));
-            cb(rpcError(grpcStatus.INTERNAL, `failed to prepare the allocation: ${(err as Error).message}`));
-          }
-        },
-      );
+        deps.onAllocate?.('ok');
+        cb(null, { container_responses });
+      } catch (err) {
+        if (err instanceof InvalidRequestError) {
+          deps.onAllocate?.('invalid');
+          log.warn('allocate rejected', errFields(err));
+          cb(rpcError(grpcStatus.INVALID_ARGUMENT, err.message));
+        } else {
+          deps.onAllocate?.('error');
+          log.error('allocate failed', errFields(err));
+          cb(rpcError(grpcStatus.INTERNAL, `failed to prepare the allocation: ${(err as Error).message}`));
+        }
+      }
     },
 
     PreStartContainer: (_call, cb) => cb(null, {}),

@@ -1,0 +1,205 @@
+/**
+ * Device plugin benchmark (issue 2 targets): Allocate latency p50/p99 over real gRPC (1,000 calls),
+ * start-to-registered time, RSS after 10,000 Allocates. The agent runs as the bundled production
+ * command (dist/emuv.mjs, `npm run build` first) in its own process; the stand-in kubelet runs here.
+ * Baseline in the same run: a no-op grpc-js plugin answering the same-sized response.
+ * Writes bench/results/deviceplugin.json. Usage: node bench/deviceplugin.ts
+ */
+import { credentials } from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
+import { FakeApiServer } from '../test/fakes/apiserver.ts';
+import { StandInKubelet } from '../test/fakes/kubelet.ts';
+import { copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
+
+/**
+ * V8 flags the agent runs with in production (NODE_OPTIONS in the image): no optimising JIT (the
+ * agent's work is I/O, not computation), a 1 MiB young generation and a 48 MiB old generation
+ * (the agent's live heap is about 11 MiB with the Kubernetes client loaded). Measured against Node's
+ * defaults in the same run.
+ */
+export const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1', '--max-old-space-size=48'];
+const LATENCY_CALLS = 1000;
+const RSS_CALLS = 10_000;
+const START_RUNS = 5;
+
+const tmp = tempDir('emuv-bench-');
+const roots = copyNodeFixture('one-gpu', join(tmp.path, 'node'));
+
+function rssMiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+([0-9]+) kB`, 'm').exec(status)![1]);
+  return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function summarize(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    n: s.length,
+    p50Ms: r(percentile(s, 50)),
+    p99Ms: r(percentile(s, 99)),
+    maxMs: r(s.at(-1)!),
+    meanMs: r(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+}
+
+function allocateOnce(client: DevicePluginClient, id: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) =>
+    client.Allocate({ container_requests: [{ devices_ids: [id] }] }, (err) =>
+      err ? reject(err) : resolve(Number(process.hrtime.bigint() - t0) / 1e6),
+    ),
+  );
+}
+
+async function timeAllocates(client: DevicePluginClient, n: number): Promise<number[]> {
+  for (let i = 0; i < 50; i++) await allocateOnce(client, `gpu-0000-01-00-0-s${String(i % 16).padStart(2, '0')}`); // warm-up
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await allocateOnce(client, `gpu-0000-01-00-0-s${String(i % 16).padStart(2, '0')}`));
+  return out;
+}
+
+function agentArgs(dpDir: string, extra: string[]): string[] {
+  return [
+    join(REPO_ROOT, 'dist', 'emuv.mjs'),
+    'plugin',
+    `--sys-root=${roots.sys}`,
+    `--proc-root=${roots.proc}`,
+    `--dev-root=${roots.dev}`,
+    `--device-plugin-dir=${dpDir}`,
+    `--state-dir=${join(tmp.path, 'state')}`,
+    `--interposer-dir=${join(tmp.path, 'interposer')}`,
+    '--gpu-memory=0000:01:00.0=8Gi',
+    '--nvml-library=off',
+    '--metrics-addr=off',
+    '--log-level=warn',
+    ...extra,
+  ];
+}
+
+async function runAgent(
+  name: string,
+  extra: string[],
+  nodeFlags: string[] = AGENT_NODE_FLAGS,
+): Promise<{ kubelet: StandInKubelet; child: ChildProcess; registeredMs: number }> {
+  const dpDir = join(tmp.path, `dp-${name}`);
+  mkdirSync(dpDir, { recursive: true });
+  const kubelet = new StandInKubelet(dpDir);
+  await kubelet.start();
+  const t0 = process.hrtime.bigint();
+  const child = spawn(NODE_BIN, [...nodeFlags, ...agentArgs(dpDir, extra)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await kubelet.waitFor(() => kubelet.registrations.length > 0, 15_000, 'registration');
+  const registeredMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  return { kubelet, child, registeredMs };
+}
+
+async function stopAgent(a: { kubelet: StandInKubelet; child: ChildProcess }) {
+  const exited = new Promise((r) => a.child.on('exit', r));
+  a.child.kill('SIGTERM');
+  await exited;
+  await a.kubelet.stop();
+}
+
+async function main() {
+  // 1. Start to registered, fresh process each time.
+  const starts: number[] = [];
+  for (let i = 0; i < START_RUNS; i++) {
+    const a = await runAgent(`start${i}`, ['--node-status=off']);
+    starts.push(a.registeredMs);
+    await stopAgent(a);
+  }
+
+  // 2. Allocate latency, then RSS after 10,000 Allocates: standalone (no Kubernetes client) and
+  // with node status on (client loaded, a fake apiserver answering), with production V8 flags and
+  // with Node's defaults.
+  const api = new FakeApiServer('bench-node');
+  await api.start();
+  const kubeconfig = join(tmp.path, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "http://127.0.0.1:${api.port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: fake, user: u}}]\ncurrent-context: c\n`,
+  );
+  const modes = {
+    nodeStatusOff: ['--node-status=off'],
+    nodeStatusOn: ['--node-status=on', '--node-name=bench-node', `--kubeconfig=${kubeconfig}`],
+  };
+  let latency: number[] = [];
+  const rss: Record<string, Record<string, number>> = {};
+  for (const [flagsName, flags] of [
+    ['productionFlags', AGENT_NODE_FLAGS],
+    ['nodeDefaults', []],
+  ] as const) {
+    for (const [mode, extra] of Object.entries(modes)) {
+      const a = await runAgent(`${flagsName}-${mode}`, extra, [...flags]);
+      const client = a.kubelet.current!.client;
+      if (flagsName === 'productionFlags' && mode === 'nodeStatusOff') latency = await timeAllocates(client, LATENCY_CALLS);
+      for (let i = 0; i < RSS_CALLS; i++) await allocateOnce(client, `gpu-0000-01-00-0-s${String(i % 16).padStart(2, '0')}`);
+      const m = rssMiB(a.child.pid!);
+      (rss[flagsName] ??= {})[mode] = Math.round(m.rss * 10) / 10;
+      rss[flagsName]![`${mode}Peak`] = Math.round(m.hwm * 10) / 10;
+      await stopAgent(a);
+    }
+  }
+  const statusPatched = api.node.status?.capacity?.['emuv.io/vram-virtual'] === '25232932864';
+  await api.stop();
+
+  // 4. Baseline: no-op grpc-js plugin, same client, same response size.
+  const sock = join(tmp.path, 'noop.sock');
+  const noop = spawn(NODE_BIN, [join(REPO_ROOT, 'bench', 'noop-plugin.ts'), sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => noop.stdout!.once('data', () => r()));
+  const DevicePlugin = devicePluginApi().DevicePlugin;
+  const nClient = new DevicePlugin(`unix://${sock}`, credentials.createInsecure());
+  const baseline = await timeAllocates(nClient, LATENCY_CALLS);
+  nClient.close();
+  noop.kill('SIGTERM');
+
+  const s = summarize(latency);
+  const b = summarize(baseline);
+  const st = [...starts].sort((x, y) => x - y);
+  const result = {
+    benchmark: 'deviceplugin',
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    allocate: { ...s, targetP99Ms: 5, meetsTarget: s.p99Ms <= 5 },
+    baselineNoopAllocate: b,
+    ratioP50: Math.round((s.p50Ms / b.p50Ms) * 100) / 100,
+    ratioP99: Math.round((s.p99Ms / b.p99Ms) * 100) / 100,
+    startToRegisteredMs: {
+      runs: st.map((x) => Math.round(x)),
+      median: Math.round(percentile(st, 50)),
+      max: Math.round(st.at(-1)!),
+      targetMs: 1000,
+      meetsTarget: st.at(-1)! <= 1000,
+    },
+    rssAfter10kAllocatesMiB: {
+      agentNodeFlags: AGENT_NODE_FLAGS.join(' '),
+      ...rss,
+      targetMiB: 80,
+      meetsTarget: rss.productionFlags!.nodeStatusOn! <= 80 && rss.productionFlags!.nodeStatusOff! <= 80,
+    },
+    nodeStatusPatchedDuringRun: statusPatched,
+  };
+  mkdirSync(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(REPO_ROOT, 'bench', 'results', 'deviceplugin.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result, null, 2));
+}
+
+main()
+  .finally(() => tmp.cleanup())
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
