@@ -95,3 +95,13 @@ describe('emuv plugin configuration', () => {
     expect(text).toContain('[EMUV_STATE_DIR]');
   });
 });
+
+describe('docs/agent.md', () => {
+  it('documents every flag of emuv plugin', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../docs/agent.md', import.meta.url), 'utf8');
+    const flags = [...usage('plugin').matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
+    expect(flags.length).toBeGreaterThan(15);
+    expect(flags.filter((f) => !doc.includes(`| \`${f}\` |`))).toEqual([]);
+  });
+});

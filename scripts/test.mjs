@@ -1,0 +1,43 @@
+// `npm test`: every test layer, in order, then one summary line.
+//   1. native/: builds the interposer and the simulated driver, runs the C tests (`make -C native test`)
+//   2. vitest: the unit/process-boundary project and the cluster project (vitest.config.ts)
+// Prints "emuv: N passed, M failed" last; exits non-zero if anything failed.
+// Extra arguments go to vitest (e.g. `npm test -- --project unit`).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+let passed = 0;
+let failed = 0;
+
+if (existsSync(join(root, 'native', 'Makefile'))) {
+  const make = spawnSync('make', ['-C', join(root, 'native'), 'test'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.stdout.write(make.stdout ?? '');
+  const m = /^native: (\d+) passed, (\d+) failed$/m.exec(make.stdout ?? '');
+  if (m) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  if (make.status !== 0 && (!m || Number(m[2]) === 0)) failed += 1; // the build itself failed
+}
+
+const out = mkdtempSync(join(tmpdir(), 'emuv-vitest-'));
+const report = join(out, 'report.json');
+const vitest = spawnSync(
+  join(root, 'node_modules', '.bin', 'vitest'),
+  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  { stdio: 'inherit', cwd: root },
+);
+if (existsSync(report)) {
+  const r = JSON.parse(readFileSync(report, 'utf8'));
+  passed += r.numPassedTests;
+  failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+} else failed += 1;
+if (vitest.status !== 0 && failed === 0) failed += 1;
+rmSync(out, { recursive: true, force: true });
+
+console.log(`emuv: ${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 ? 1 : 0;
