@@ -50,7 +50,12 @@ const PLUGIN_FLAGS = {
   'node-name': { type: 'string', default: '', help: 'this Node (also read from NODE_NAME); required unless --node-status=off' },
   'node-status': { type: 'string', default: 'on', help: 'on: publish emuv.io/vram-virtual in node status; off: no Kubernetes API at all' },
   kubeconfig: { type: 'string', default: '', help: 'kubeconfig file (default: in-cluster configuration)' },
-  'metrics-addr': { type: 'string', default: ':9402', help: 'address of /metrics, /healthz and /readyz, or "off"' },
+  'metrics-addr': { type: 'string', default: ':9402', help: 'address of /metrics, /healthz, /readyz and /status, or "off"' },
+  'pod-resources-socket': {
+    type: 'string',
+    default: '/var/lib/kubelet/pod-resources/kubelet.sock',
+    help: 'the kubelet\'s PodResources socket (names the pod of each stats file), or "off"',
+  },
 } as const;
 
 const DISCOVER_FLAGS = { ...COMMON_FLAGS, json: { type: 'boolean', default: false, help: 'print the versioned JSON document' } } as const;
@@ -82,6 +87,7 @@ export interface PluginConfig extends CommonConfig {
   nodeStatus: boolean;
   kubeconfig: string | null;
   metrics: { host: string; port: number } | null;
+  podResourcesSocket: string | null;
 }
 
 export function envName(flag: string): string {
@@ -223,5 +229,6 @@ export function parsePluginConfig(argv: string[], env: Record<string, string | u
     nodeStatus: nodeStatus === 'on',
     kubeconfig: str('kubeconfig') || null,
     metrics: parseListenAddress('metrics-addr', str('metrics-addr')),
+    podResourcesSocket: str('pod-resources-socket') === 'off' ? null : str('pod-resources-socket'),
   };
 }

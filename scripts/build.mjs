@@ -1,7 +1,7 @@
 // Bundles the `emuv` command (plugin/main.ts) into dist/ with esbuild: one ESM entry plus lazily
 // loaded chunks (the Kubernetes client is only loaded when node status is on), tree-shaken and
 // minified, because a DaemonSet pays its memory on every GPU node. koffi stays external (a native
-// addon); the device plugin .proto is copied beside the bundle, where the loader looks for it.
+// addon); the kubelet API .proto files are copied beside the bundle, where the loader looks for it.
 import { build } from 'esbuild';
 import { chmodSync, cpSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,10 +26,14 @@ await build({
   legalComments: 'linked',
   external: ['koffi'],
   // Bundled CommonJS dependencies call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __emuvCreateRequire } from 'node:module'; const require = __emuvCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __emuvCreateRequire } from 'node:module'; const require = __emuvCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });
-mkdirSync(join(out, 'deviceplugin', 'v1beta1'), { recursive: true });
-cpSync(join(root, 'protos', 'deviceplugin', 'v1beta1', 'api.proto'), join(out, 'deviceplugin', 'v1beta1', 'api.proto'));
+for (const proto of ['deviceplugin/v1beta1/api.proto', 'podresources/v1/api.proto']) {
+  mkdirSync(dirname(join(out, proto)), { recursive: true });
+  cpSync(join(root, 'protos', proto), join(out, proto));
+}
 chmodSync(join(out, 'emuv.mjs'), 0o755);
 console.log(`built dist/emuv.mjs in ${Date.now() - started} ms`);

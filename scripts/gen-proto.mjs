@@ -1,4 +1,6 @@
-// Regenerates the TypeScript types of the device plugin API from protos/deviceplugin/v1beta1/api.proto.
+// Regenerates the TypeScript types of the kubelet APIs we speak from our .proto files:
+//   protos/deviceplugin/v1beta1/api.proto -> protos/generated/deviceplugin
+//   protos/podresources/v1/api.proto      -> protos/generated/podresources
 // The output is committed; test/contract/proto-types.test.ts regenerates into a temp dir and fails on drift.
 // Usage: node scripts/gen-proto.mjs [outDir]   (default: protos/generated)
 import { execFileSync } from 'node:child_process';
@@ -18,8 +20,12 @@ export const GEN_ARGS = [
   '--importFileExtension=.ts',
 ];
 rmSync(outDir, { recursive: true, force: true });
-execFileSync(
-  join(root, 'node_modules', '.bin', 'proto-loader-gen-types'),
-  [...GEN_ARGS, '-O', outDir, 'protos/deviceplugin/v1beta1/api.proto'],
-  { cwd: root, stdio: 'inherit' },
-);
+for (const [name, proto] of [
+  ['deviceplugin', 'protos/deviceplugin/v1beta1/api.proto'],
+  ['podresources', 'protos/podresources/v1/api.proto'],
+]) {
+  execFileSync(join(root, 'node_modules', '.bin', 'proto-loader-gen-types'), [...GEN_ARGS, '-O', join(outDir, name), proto], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+}

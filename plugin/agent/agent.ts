@@ -21,6 +21,11 @@ import { discoverNode } from '../discovery/discover.ts';
 import type { Nvml } from '../discovery/nvml.ts';
 import { buildInventory } from '../inventory/inventory.ts';
 import { createAgentMetrics, Registry } from '../metrics/definitions.ts';
+import { readStatsFile } from '../stats/stats-reader.ts';
+import { collectUsage } from '../usage/collector.ts';
+import { ownersByAllocId } from '../usage/owners.ts';
+import { podResourcesClient } from '../usage/pod-resources.ts';
+import { buildStatus, type StatusDocument } from '../usage/status.ts';
 import { installInterposer } from './interposer-install.ts';
 import { desiredFromInventory, NodeStatusPublisher, type NodeApi } from './node-status.ts';
 
@@ -33,11 +38,15 @@ export interface AgentDeps {
   /** Health poll interval. When unspecified, 500 ms (changes reach ListAndWatch within 1 s). */
   healthPollMs?: number;
   nodeStatusResyncMs?: number;
+  /** How often the stats files are read. When unspecified, 2000 ms. */
+  usageIntervalMs?: number;
 }
 
 export interface AgentHandle {
   lifecycle: DevicePluginLifecycle;
   state: DeviceState;
+  /** Reads the stats files now and returns the fresh status document. */
+  refreshStatus(): Promise<StatusDocument>;
   metricsPort: number | null;
   stop(): Promise<void>;
 }
@@ -63,7 +72,8 @@ function existingDevNodes(devRoot: string): Set<string> {
 
 export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise<AgentHandle> {
   const log = deps.logger;
-  const metrics = createAgentMetrics(deps.registry ?? new Registry());
+  let latest: StatusDocument | null = null;
+  const metrics = createAgentMetrics(deps.registry ?? new Registry(), () => latest);
 
   const discovery = discoverNode({ sysRoot: config.sysRoot, procRoot: config.procRoot, nvml: deps.nvml, gpuMemory: config.gpuMemory });
   for (const p of discovery.problems) log.warn('discovery problem', { subject: p.subject, problem: p.message });
@@ -127,6 +137,42 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
   });
   await lifecycle.start();
 
+  // Usage: stats files -> owners (PodResources) -> status document (/status, /metrics).
+  const podResources = config.podResourcesSocket ? podResourcesClient(config.podResourcesSocket) : null;
+  let podResourcesWarned = false;
+  const refreshStatus = async (): Promise<StatusDocument> => {
+    let owners = null;
+    if (podResources) {
+      try {
+        owners = ownersByAllocId(await podResources.list());
+        podResourcesWarned = false;
+      } catch (err) {
+        if (!podResourcesWarned) log.warn('pod resources unavailable; containers are shown without names', errFields(err));
+        podResourcesWarned = true;
+      }
+    }
+    const { containers, removed } = collectUsage({ stateDir: config.stateDir, owners, read: (p) => readStatsFile(p) });
+    for (const c of containers) if (c.error) metrics.statsErrors.inc();
+    for (const allocId of removed) {
+      metrics.staleStatsRemoved.inc();
+      log.info('stats directory removed: its pod is gone', { allocId });
+    }
+    latest = buildStatus({
+      node: config.nodeName || null,
+      now: new Date(),
+      inventory: state.inventory,
+      health: (a) => state.health(a),
+      containers,
+    });
+    return latest;
+  };
+  await refreshStatus();
+  const usageTimer = setInterval(
+    () => void refreshStatus().catch((err: unknown) => log.error('usage collection failed', errFields(err))),
+    deps.usageIntervalMs ?? 2000,
+  );
+  usageTimer.unref();
+
   let publisher: NodeStatusPublisher | null = null;
   if (config.nodeStatus) {
     if (!deps.nodeApi) throw new Error('node status is on but no Kubernetes API was given');
@@ -150,6 +196,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
         port: config.metrics.port,
         registry: metrics.registry,
         ready: () => lifecycle.registered && (publisher?.healthy ?? true),
+        json: { '/status': () => latest },
       });
       log.info('http listening', { port: http.port });
     } catch (err) {
@@ -162,8 +209,11 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     lifecycle,
     state,
     metricsPort: http?.port ?? null,
+    refreshStatus,
     stop: async () => {
       clearInterval(healthTimer);
+      clearInterval(usageTimer);
+      podResources?.close();
       publisher?.stop();
       await lifecycle.stop();
       await http?.close();

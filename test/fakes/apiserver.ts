@@ -80,4 +80,3 @@ export class FakeApiServer {
     return new Promise<void>((r) => this.server.close(() => r()));
   }
 }
-

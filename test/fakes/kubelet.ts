@@ -7,7 +7,15 @@
  *
  * Used by the integration tests, the benchmark and the demo; it is test code, not product code.
  */
-import { credentials, Server, ServerCredentials, status, type ClientReadableStream, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  credentials,
+  Server,
+  ServerCredentials,
+  status,
+  type ClientReadableStream,
+  type sendUnaryData,
+  type ServerUnaryCall,
+} from '@grpc/grpc-js';
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -22,6 +30,7 @@ import {
   type PreferredAllocationResponse__Output,
   type RegisterRequest__Output,
 } from '../../protos/deviceplugin.ts';
+import { podResourcesApi, type PodResources } from '../../protos/podresources.ts';
 
 export interface PluginConnection {
   request: RegisterRequest__Output;
@@ -36,6 +45,9 @@ export interface PluginConnection {
 export class StandInKubelet {
   readonly dir: string;
   #server: Server | null = null;
+  #podResourcesServer: Server | null = null;
+  /** What the PodResources API answers to List (set by the test). */
+  podResources: PodResources[] = [];
   readonly registrations: PluginConnection[] = [];
   #waiters = new Set<() => void>();
 
@@ -152,6 +164,21 @@ export class StandInKubelet {
     return conn;
   }
 
+  /** Serves the PodResources API (List) on `socketPath`, answering with `this.podResources`. */
+  async servePodResources(socketPath: string): Promise<void> {
+    const server = new Server();
+    server.addService(podResourcesApi().PodResourcesLister.service, {
+      List: (_call: ServerUnaryCall<object, object>, cb: sendUnaryData<object>) => cb(null, { pod_resources: this.podResources }),
+      GetAllocatableResources: (_call: ServerUnaryCall<object, object>, cb: sendUnaryData<object>) => cb(null, { devices: [] }),
+      Get: (_call: ServerUnaryCall<object, object>, cb: sendUnaryData<object>) =>
+        cb({ code: status.UNIMPLEMENTED, details: 'not in the stand-in' }),
+    });
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+    this.#podResourcesServer = server;
+  }
+
   /** What a kubelet restart does to the directory: every socket removed, then a new kubelet.sock. */
   async restart(): Promise<void> {
     await this.stop();
@@ -174,6 +201,8 @@ export class StandInKubelet {
     const server = this.#server;
     this.#server = null;
     if (server) await new Promise<void>((r) => server.tryShutdown(() => r()));
+    this.#podResourcesServer?.forceShutdown();
+    this.#podResourcesServer = null;
     try {
       unlinkSync(this.socketPath);
     } catch {

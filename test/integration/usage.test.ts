@@ -1,0 +1,133 @@
+/**
+ * Per-container usage through the agent: the stats file a container's processes write (here the
+ * golden file the C tests produce), named through the kubelet's PodResources API, served on /status
+ * and /metrics; directories of pods that are gone are cleaned.
+ */
+import { copyFileSync, existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nopLogger } from '../../common/log.ts';
+import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
+import { parsePluginConfig } from '../../plugin/config.ts';
+import { readStatsFile } from '../../plugin/stats/stats-reader.ts';
+import { usageFromSnapshot } from '../../plugin/usage/collector.ts';
+import { StandInKubelet } from '../fakes/kubelet.ts';
+import { copyNodeFixture, REPO_ROOT, tempDir } from '../helpers.ts';
+
+const GOLDEN = join(REPO_ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
+let tmp: ReturnType<typeof tempDir>;
+let kubelet: StandInKubelet;
+let agent: AgentHandle;
+
+beforeEach(async () => {
+  tmp = tempDir();
+  const roots = copyNodeFixture('one-gpu', join(tmp.path, 'node'));
+  const dp = join(tmp.path, 'dp');
+  mkdirSync(dp);
+  kubelet = new StandInKubelet(dp);
+  await kubelet.start();
+  await kubelet.servePodResources(join(tmp.path, 'pod-resources.sock'));
+  const cfg = parsePluginConfig(
+    [
+      '--node-status=off',
+      `--sys-root=${roots.sys}`,
+      `--proc-root=${roots.proc}`,
+      `--dev-root=${roots.dev}`,
+      `--device-plugin-dir=${dp}`,
+      `--state-dir=${join(tmp.path, 'state')}`,
+      `--interposer-dir=${join(tmp.path, 'interposer')}`,
+      `--interposer-source=${join(tmp.path, 'none')}`,
+      `--pod-resources-socket=${join(tmp.path, 'pod-resources.sock')}`,
+      '--gpu-memory=0000:01:00.0=8Gi',
+      '--nvml-library=off',
+      '--metrics-addr=127.0.0.1:0',
+    ],
+    {},
+  );
+  agent = await startAgent(cfg, { logger: nopLogger, nvml: null, usageIntervalMs: 60_000 });
+  await kubelet.waitFor(() => kubelet.devices.length === 16, 5000, 'registration');
+});
+
+afterEach(async () => {
+  await agent.stop();
+  await kubelet.stop();
+  tmp.cleanup();
+});
+
+describe('per-container usage', () => {
+  it('names each stats file by its pod and container and serves it on /status and /metrics', async () => {
+    const res = await kubelet.allocate([['gpu-0000-01-00-0-s04']]);
+    const statsDir = res.container_responses[0]!.mounts.find((m) => m.container_path === '/run/emuv')!.host_path;
+    copyFileSync(GOLDEN, join(statsDir, 'stats.bin')); // what the interposer in the container writes
+    kubelet.podResources = [
+      {
+        name: 'llm-0',
+        namespace: 'team-a',
+        containers: [
+          { name: 'server', devices: [{ resource_name: 'emuv.io/vgpu', device_ids: ['gpu-0000-01-00-0-s04'], topology: null }] },
+        ],
+      },
+    ];
+    const status = await agent.refreshStatus();
+    const expected = usageFromSnapshot(
+      'gpu-0000-01-00-0-s04',
+      { namespace: 'team-a', pod: 'llm-0', container: 'server' },
+      readStatsFile(GOLDEN),
+    );
+    expect(status.containers).toEqual([expected]);
+    expect(expected.hostUsedBytes + expected.vramUsedBytes).toBeGreaterThan(0);
+
+    const base = `http://127.0.0.1:${agent.metricsPort}`;
+    const served = await (await fetch(`${base}/status`)).json();
+    expect(served.apiVersion).toBe('emuv.io/status/v1');
+    expect(served.containers[0].owner).toEqual({ namespace: 'team-a', pod: 'llm-0', container: 'server' });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const labels = `namespace="team-a",pod="llm-0",container="server",gpu="${expected.gpu}"`;
+    expect(metrics).toContain(`emuv_container_host_spill_bytes{${labels}} ${expected.hostUsedBytes}`);
+    expect(metrics).toContain(`emuv_container_vram_used_bytes{${labels}} ${expected.vramUsedBytes}`);
+    expect(metrics).toContain(`emuv_container_limit_bytes{${labels}} ${expected.limitBytes}`);
+    expect(metrics).toContain(`emuv_container_spill_events_total{${labels}} ${expected.spillEvents}`);
+  });
+
+  it('reports a broken stats file for that container alone', async () => {
+    await kubelet.allocate([['gpu-0000-01-00-0-s01']]);
+    await kubelet.allocate([['gpu-0000-01-00-0-s02']]);
+    writeFileSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s01', 'stats.bin'), 'not a stats file');
+    copyFileSync(GOLDEN, join(tmp.path, 'state', 'gpu-0000-01-00-0-s02', 'stats.bin'));
+    const status = await agent.refreshStatus();
+    expect(status.containers.map((c) => [c.allocId, c.error])).toEqual([
+      ['gpu-0000-01-00-0-s01', 'stats file too short: 16 bytes'],
+      ['gpu-0000-01-00-0-s02', null],
+    ]);
+    const metrics = await (await fetch(`http://127.0.0.1:${agent.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/emuv_stats_read_errors_total [1-9]/);
+  });
+
+  it('removes stats directories of pods that are gone, and keeps fresh or owned ones', async () => {
+    for (const s of ['s05', 's06', 's07']) await kubelet.allocate([[`gpu-0000-01-00-0-${s}`]]);
+    const old = (Date.now() - 3600_000) / 1000;
+    utimesSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s05'), old, old); // gone long ago
+    utimesSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s06'), old, old); // old but still owned
+    kubelet.podResources = [
+      {
+        name: 'p',
+        namespace: 'n',
+        containers: [{ name: 'c', devices: [{ resource_name: 'emuv.io/vgpu', device_ids: ['gpu-0000-01-00-0-s06'], topology: null }] }],
+      },
+    ];
+    await agent.refreshStatus();
+    expect(existsSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s05'))).toBe(false);
+    expect(existsSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s06'))).toBe(true);
+    expect(existsSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s07'))).toBe(true); // just allocated
+  });
+
+  it('cleans nothing while PodResources cannot be asked', async () => {
+    await kubelet.allocate([['gpu-0000-01-00-0-s08']]);
+    const old = (Date.now() - 3600_000) / 1000;
+    utimesSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s08'), old, old);
+    await kubelet.stop(); // PodResources gone too
+    const status = await agent.refreshStatus();
+    expect(existsSync(join(tmp.path, 'state', 'gpu-0000-01-00-0-s08'))).toBe(true);
+    expect(status.containers).toEqual([]); // allocated, but no CUDA process wrote stats yet
+  });
+});
