@@ -32,7 +32,8 @@ describe('probeHealth', () => {
     const { roots, inv } = setup();
     const lost = new Set<string>();
     const nvml: Nvml = { gpus: () => [], isLost: (a) => lost.has(a), close: () => {} };
-    const look = () => Object.fromEntries([...probeHealth(inv, { sysRoot: roots.sys, devRoot: roots.dev }, nvml)].map(([a, h]) => [a, h.reason]));
+    const look = () =>
+      Object.fromEntries([...probeHealth(inv, { sysRoot: roots.sys, devRoot: roots.dev }, nvml)].map(([a, h]) => [a, h.reason]));
     expect(look()).toEqual({ '0000:17:00.0': null, '0000:65:00.0': null });
     rmSync(join(roots.dev, 'nvidia1'));
     expect(look()).toEqual({ '0000:17:00.0': null, '0000:65:00.0': '/dev/nvidia1 disappeared' });
