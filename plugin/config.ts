@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { parseSize, VRAM_MODES, type VramMode } from '../common/contracts/interposer.ts';
 import { ConfigError } from '../common/errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../common/log.ts';
+import { SORT_KEYS, type SortKey } from './top/render.ts';
 import { DEFAULT_CAPACITY_CONFIG, MAX_SLOTS_PER_GPU, type CapacityConfig, type HostBudget } from './inventory/capacity.ts';
 
 /** Flags shared by `discover` and `plugin`. */
@@ -58,6 +59,14 @@ const PLUGIN_FLAGS = {
   },
 } as const;
 
+const VIEWER_FLAGS = {
+  url: { type: 'string', default: 'http://127.0.0.1:9402', help: "the agent's address (e.g. through kubectl port-forward)" },
+  'state-dir': { type: 'string', default: '', help: "read the node's stats files from this directory instead of asking the agent" },
+  'pod-resources-socket': { type: 'string', default: '', help: 'with --state-dir: name containers through this PodResources socket' },
+  once: { type: 'boolean', default: false, help: 'top: print one snapshot and exit' },
+  sort: { type: 'string', default: 'spill', help: `top: sort containers by ${SORT_KEYS.join(', ')}` },
+} as const;
+
 const DISCOVER_FLAGS = { ...COMMON_FLAGS, json: { type: 'boolean', default: false, help: 'print the versioned JSON document' } } as const;
 
 type FlagSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; multiple?: boolean; help: string }>;
@@ -94,8 +103,31 @@ export function envName(flag: string): string {
   return `EMUV_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
-export function usage(command: 'discover' | 'plugin'): string {
-  const flags: FlagSpec = command === 'plugin' ? PLUGIN_FLAGS : DISCOVER_FLAGS;
+export interface ViewerConfig {
+  url: string;
+  stateDir: string | null;
+  podResourcesSocket: string | null;
+  once: boolean;
+  sort: SortKey;
+}
+
+export function parseViewerConfig(argv: string[], env: Record<string, string | undefined>): ViewerConfig {
+  const v = parseFlags(VIEWER_FLAGS, argv, env);
+  const sort = v.sort as string;
+  if (!(SORT_KEYS as readonly string[]).includes(sort)) throw new ConfigError(`--sort ${sort}: expected ${SORT_KEYS.join(', ')}`);
+  const url = v.url as string;
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new ConfigError(`--url ${url}: expected http://host:port`);
+  return {
+    url,
+    stateDir: (v['state-dir'] as string) || null,
+    podResourcesSocket: (v['pod-resources-socket'] as string) || null,
+    once: v.once as boolean,
+    sort: sort as SortKey,
+  };
+}
+
+export function usage(command: 'discover' | 'plugin' | 'top' | 'status'): string {
+  const flags: FlagSpec = command === 'plugin' ? PLUGIN_FLAGS : command === 'discover' ? DISCOVER_FLAGS : VIEWER_FLAGS;
   const lines = Object.entries(flags).map(([name, f]) => {
     const def = f.default !== undefined && f.default !== '' ? ` (default ${String(f.default)})` : '';
     return `  --${name.padEnd(20)} ${f.help}${def}  [${envName(name)}]`;

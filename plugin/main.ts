@@ -7,7 +7,9 @@
 import { ConfigError } from '../common/errors.ts';
 import { createLogger, errFields } from '../common/log.ts';
 import { startAgent } from './agent/agent.ts';
-import { parseDiscoverConfig, parsePluginConfig, usage, type CommonConfig } from './config.ts';
+import { parseDiscoverConfig, parsePluginConfig, parseViewerConfig, usage, type CommonConfig } from './config.ts';
+import { agentSource, statsDirSource } from './top/sources.ts';
+import { runTop } from './top/top.ts';
 import { discoverNode } from './discovery/discover.ts';
 import { openNvml, type Nvml } from './discovery/nvml.ts';
 import { discoverDocument, formatDiscoverText } from './discovery/report.ts';
@@ -18,6 +20,8 @@ const HELP = `usage: emuv <command> [flags]
 commands:
   discover   print the node's NVIDIA GPUs and the virtual capacity emuv would publish
   plugin     run the node agent: device plugin for emuv.io/vgpu and node status for emuv.io/vram-virtual
+  status     print the agent's /status document (JSON)
+  top        live view of GPUs, virtual capacity, spill and containers (--once: one snapshot)
 
 Run "emuv <command> --help" for its flags.
 `;
@@ -68,8 +72,30 @@ async function plugin(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function viewer(command: 'top' | 'status', argv: string[]): Promise<number> {
+  const cfg = parseViewerConfig(argv, process.env);
+  const source = cfg.stateDir ? statsDirSource(cfg.stateDir, cfg.podResourcesSocket) : agentSource(cfg.url);
+  try {
+    if (command === 'status') {
+      process.stdout.write(`${JSON.stringify(await source.fetch(), null, 2)}\n`);
+      return 0;
+    }
+    await runTop({ source, once: cfg.once, sort: cfg.sort, intervalMs: 1000, out: process.stdout, input: process.stdin });
+    return 0;
+  } finally {
+    source.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'top' || command === 'status') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${usage(command)}\n`);
+      return 0;
+    }
+    return viewer(command, rest);
+  }
   if (command === 'discover' || command === 'plugin') {
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(`${usage(command)}\n`);

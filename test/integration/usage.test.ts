@@ -11,8 +11,9 @@ import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import { readStatsFile } from '../../plugin/stats/stats-reader.ts';
 import { usageFromSnapshot } from '../../plugin/usage/collector.ts';
+import type { StatusDocument } from '../../plugin/usage/status.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { copyNodeFixture, REPO_ROOT, tempDir } from '../helpers.ts';
+import { copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../helpers.ts';
 
 const GOLDEN = join(REPO_ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
 let tmp: ReturnType<typeof tempDir>;
@@ -78,15 +79,44 @@ describe('per-container usage', () => {
     expect(expected.hostUsedBytes + expected.vramUsedBytes).toBeGreaterThan(0);
 
     const base = `http://127.0.0.1:${agent.metricsPort}`;
-    const served = await (await fetch(`${base}/status`)).json();
+    const served = (await (await fetch(`${base}/status`)).json()) as StatusDocument;
     expect(served.apiVersion).toBe('emuv.io/status/v1');
-    expect(served.containers[0].owner).toEqual({ namespace: 'team-a', pod: 'llm-0', container: 'server' });
+    expect(served.containers[0]?.owner).toEqual({ namespace: 'team-a', pod: 'llm-0', container: 'server' });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     const labels = `namespace="team-a",pod="llm-0",container="server",gpu="${expected.gpu}"`;
     expect(metrics).toContain(`emuv_container_host_spill_bytes{${labels}} ${expected.hostUsedBytes}`);
     expect(metrics).toContain(`emuv_container_vram_used_bytes{${labels}} ${expected.vramUsedBytes}`);
     expect(metrics).toContain(`emuv_container_limit_bytes{${labels}} ${expected.limitBytes}`);
     expect(metrics).toContain(`emuv_container_spill_events_total{${labels}} ${expected.spillEvents}`);
+  });
+
+  it('emuv top --once and emuv status show it, from the agent or from the stats files', async () => {
+    const res = await kubelet.allocate([['gpu-0000-01-00-0-s03']]);
+    copyFileSync(GOLDEN, join(res.container_responses[0]!.mounts.at(-1)!.host_path, 'stats.bin'));
+    kubelet.podResources = [
+      {
+        name: 'llm-1',
+        namespace: 'ml',
+        containers: [{ name: 'main', devices: [{ resource_name: 'emuv.io/vgpu', device_ids: ['gpu-0000-01-00-0-s03'], topology: null }] }],
+      },
+    ];
+    await agent.refreshStatus();
+    const top = await runEmuv(['top', '--once', `--url=http://127.0.0.1:${agent.metricsPort}`]);
+    expect(top.stderr).toBe('');
+    expect(top.stdout).toContain('GPU 0000:01:00.0 NVIDIA GeForce RTX 4060 healthy');
+    expect(top.stdout).toMatch(/ml\/llm-1\/main +\d+\.\dG/);
+    const fromFiles = await runEmuv([
+      'top',
+      '--once',
+      `--state-dir=${join(tmp.path, 'state')}`,
+      `--pod-resources-socket=${join(tmp.path, 'pod-resources.sock')}`,
+    ]);
+    expect(fromFiles.stdout).toMatch(/ml\/llm-1\/main +\d+\.\dG/);
+    const status = JSON.parse((await runEmuv(['status', `--url=http://127.0.0.1:${agent.metricsPort}`])).stdout) as StatusDocument;
+    expect(status.containers[0]?.owner?.pod).toBe('llm-1');
+    const bad = await runEmuv(['top', '--once', '--url=http://127.0.0.1:1']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('emuv:');
   });
 
   it('reports a broken stats file for that container alone', async () => {

@@ -1,0 +1,137 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsFormatError } from './stats-reader.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const GOLDEN = join(ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
+const Mi = 1n << 20n;
+const Gi = 1n << 30n;
+
+const golden = (): Buffer => readFileSync(GOLDEN);
+
+describe('stats file v1: golden file written by the C tests (native/tests/test_golden.c)', () => {
+  it('decodes header, per-device config and container totals', () => {
+    const s = parseStats(golden());
+    expect(s.versionMajor).toBe(1);
+    expect(s.versionMinor).toBe(0);
+    expect(s.generation).toBe(3n);
+    expect(s.createdNs).toBe(1764250000123456789n);
+    expect(s.vramMode).toBe('fixed');
+    expect(s.contractVersion).toBe(1);
+    expect(s.gpu).toBe('GPU-5a3c1e0e-7f6b-4c1a-9d2e-0123456789ab');
+    expect(s.devices).toHaveLength(1);
+    expect(s.devices[0]!.config).toEqual({
+      vramShare: 7680n * Mi,
+      limitBytes: 28n * Gi,
+      hostShare: 28n * Gi - 7680n * Mi,
+      headroom: 256n * Mi,
+      largeThreshold: 64n * Mi,
+    });
+    expect(s.devices[0]!.totals).toEqual({
+      vramUsed: 7168n * Mi,
+      hostUsed: 2n * Gi,
+      totalUsed: 9216n * Mi,
+      vramPeak: 7424n * Mi,
+      hostPeak: 2n * Gi,
+      spillEvents: 1n,
+      oomEvents: 1n,
+      deniedRetries: 1n,
+      overhead: 600n * Mi,
+    });
+  });
+
+  it('lists the live processes only, with their counters and seqlock state', () => {
+    const s = parseStats(golden());
+    expect(s.consistent).toBe(true);
+    expect(s.processes.map((p) => p.pid)).toEqual([101, 202]);
+    const [a, b] = s.processes;
+    expect(a).toMatchObject({
+      index: 0,
+      pid: 101,
+      hostPid: 40101,
+      startTime: 5000n,
+      lastUpdateNs: 1764250001000000000n,
+      seq: 2n << 16n,
+      consistent: true,
+    });
+    expect(a!.devices[0]).toEqual({ vram: 6656n * Mi, host: 2n * Gi, managed: 0n, pinnedHost: 64n * Mi, allocs: 2n, frees: 0n });
+    expect(b).toMatchObject({ index: 1, pid: 202, hostPid: 0, seq: 3n << 16n });
+    expect(b!.devices[0]).toEqual({ vram: 512n * Mi, host: 0n, managed: 32n * Mi, pinnedHost: 0n, allocs: 2n, frees: 1n });
+  });
+
+  it('readStatsFile on the golden file is consistent and equals parseStats', () => {
+    expect(readStatsFile(GOLDEN)).toEqual(parseStats(golden()));
+  });
+
+  it('the C writer regenerates the committed golden file byte for byte', () => {
+    execFileSync('make', ['-s', '-C', join(ROOT, 'native'), 'golden-tool'], { stdio: 'pipe' });
+    const out = join(mkdtempSync(join(tmpdir(), 'emuv-golden-')), 'golden-v1.bin');
+    execFileSync(join(ROOT, 'native', 'build', 'tests', 'test_golden'), [out]);
+    expect(Buffer.compare(readFileSync(out), golden())).toBe(0);
+  });
+});
+
+describe('stats file v1: strict format checks', () => {
+  const mutate = (f: (b: Buffer) => void): Buffer => {
+    const b = Buffer.from(golden());
+    f(b);
+    return b;
+  };
+  it.each([
+    ['wrong magic', (b: Buffer) => b.writeUInt32LE(0x12345678, 0), /bad magic/],
+    ['another major version', (b: Buffer) => b.writeUInt16LE(2, 4), /major version 2/],
+    ['not initialised', (b: Buffer) => b.writeUInt32LE(1, 24), /not initialised/],
+    ['other slot size', (b: Buffer) => b.writeUInt32LE(512, 12), /geometry/],
+    ['device count 0', (b: Buffer) => b.writeUInt32LE(0, 28), /device count/],
+    ['unknown mode', (b: Buffer) => b.writeUInt32LE(7, 48), /VRAM mode/],
+  ])('rejects %s', (_name, f, msg) => {
+    expect(() => parseStats(mutate(f))).toThrow(StatsFormatError);
+    expect(() => parseStats(mutate(f))).toThrow(msg);
+  });
+  it('rejects short files', () => {
+    expect(() => parseStats(Buffer.alloc(100))).toThrow(/too short/);
+    expect(() => parseStats(golden().subarray(0, STATS_V1.hdrSize + 10))).toThrow(/too short/);
+  });
+  it('accepts a newer minor version', () => {
+    expect(parseStats(mutate((b) => b.writeUInt16LE(3, 6))).versionMinor).toBe(3);
+  });
+});
+
+describe('stats file v1: seqlock', () => {
+  const slotSeq = (b: Buffer, i: number, v: bigint) => b.writeBigUInt64LE(v, STATS_V1.hdrSize + i * STATS_V1.slotSize + 16);
+  it('a slot with an update in progress is not consistent', () => {
+    const b = Buffer.from(golden());
+    slotSeq(b, 1, (3n << 16n) + 1n);
+    const s = parseStats(b);
+    expect(s.consistent).toBe(false);
+    expect(s.processes[1]!.consistent).toBe(false);
+    expect(s.processes[0]!.consistent).toBe(true);
+  });
+  it('two copies whose seq differ, or whose totals differ, are not consistent', () => {
+    const a = parseStats(golden());
+    const moved = Buffer.from(golden());
+    slotSeq(moved, 0, 5n << 16n);
+    expect(mergeCopies(a, parseStats(moved)).consistent).toBe(false);
+    const tot = Buffer.from(golden());
+    tot.writeBigUInt64LE(1n, 512);
+    expect(mergeCopies(a, parseStats(tot)).consistent).toBe(false);
+    expect(mergeCopies(a, parseStats(golden())).consistent).toBe(true);
+  });
+  it('readStatsFile gives up after maxAttempts on a slot that stays busy, and says so', () => {
+    const b = Buffer.from(golden());
+    slotSeq(b, 0, 1n);
+    const path = join(mkdtempSync(join(tmpdir(), 'emuv-stats-')), 'stats.bin');
+    writeFileSync(path, b);
+    const s = readStatsFile(path, { maxAttempts: 3 });
+    expect(s.consistent).toBe(false);
+    expect(s.processes[0]!.consistent).toBe(false);
+  });
+  it('readStatsFile rejects a file that is not a stats file', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'emuv-stats-')), 'stats.bin');
+    writeFileSync(path, 'hello');
+    expect(() => readStatsFile(path)).toThrow(StatsFormatError);
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * Reader of the interposer's per-container stats file v1 (`native/include/emuv_contract.h`).
+ *
+ * The file is written by every CUDA process of a container through a MAP_SHARED mapping with atomics;
+ * Node has no atomics on file mappings, so the reader copies the whole 64 KiB with `readSync` and
+ * uses the seqlock: a process slot is consistent when its `seq` has no update in progress (low 16 bits
+ * zero) and is unchanged between two copies; container totals are accepted when two copies agree.
+ * `parseStats` is pure (a Buffer in, typed values out, strict about format); `readStatsFile` does the
+ * reading and retrying.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+
+export const STATS_V1 = {
+  magic: 0x56554d45,
+  verMajor: 1,
+  hdrSize: 4096,
+  slotSize: 256,
+  maxSlots: 240,
+  maxDevs: 4,
+  fileSize: 65536,
+  initReady: 2,
+  slotLive: 2,
+  seqBusyMask: 0xffffn,
+} as const;
+
+export class StatsFormatError extends Error {
+  override name = 'StatsFormatError';
+}
+
+export type VramModeName = 'fill' | 'fixed';
+
+export interface DeviceConfig {
+  vramShare: bigint;
+  limitBytes: bigint;
+  hostShare: bigint;
+  headroom: bigint;
+  largeThreshold: bigint;
+}
+
+export interface DeviceTotals {
+  vramUsed: bigint;
+  hostUsed: bigint;
+  totalUsed: bigint;
+  vramPeak: bigint;
+  hostPeak: bigint;
+  spillEvents: bigint;
+  oomEvents: bigint;
+  deniedRetries: bigint;
+  overhead: bigint;
+}
+
+export interface SlotDevice {
+  vram: bigint;
+  host: bigint;
+  managed: bigint;
+  pinnedHost: bigint;
+  allocs: bigint;
+  frees: bigint;
+}
+
+export interface ProcessSlot {
+  index: number;
+  pid: number;
+  hostPid: number;
+  seq: bigint;
+  startTime: bigint;
+  lastUpdateNs: bigint;
+  devices: SlotDevice[];
+  /** false when an update was in progress in this copy (see readStatsFile) */
+  consistent: boolean;
+}
+
+export interface StatsSnapshot {
+  versionMajor: number;
+  versionMinor: number;
+  generation: bigint;
+  createdNs: bigint;
+  vramMode: VramModeName;
+  contractVersion: number;
+  gpu: string;
+  devices: { config: DeviceConfig; totals: DeviceTotals }[];
+  /** live processes only */
+  processes: ProcessSlot[];
+  /** every live slot was consistent and (for readStatsFile) the totals agreed between two copies */
+  consistent: boolean;
+}
+
+const u64 = (b: Buffer, off: number): bigint => b.readBigUInt64LE(off);
+
+function devTotals(b: Buffer, off: number): DeviceTotals {
+  return {
+    vramUsed: u64(b, off),
+    hostUsed: u64(b, off + 8),
+    totalUsed: u64(b, off + 16),
+    vramPeak: u64(b, off + 24),
+    hostPeak: u64(b, off + 32),
+    spillEvents: u64(b, off + 40),
+    oomEvents: u64(b, off + 48),
+    deniedRetries: u64(b, off + 56),
+    overhead: u64(b, off + 64),
+  };
+}
+
+/** Decodes one copy of a stats file. Throws StatsFormatError on anything that is not stats file v1. */
+export function parseStats(buf: Buffer): StatsSnapshot {
+  if (buf.length < STATS_V1.hdrSize) throw new StatsFormatError(`stats file too short: ${buf.length} bytes`);
+  const magic = buf.readUInt32LE(0);
+  if (magic !== STATS_V1.magic) throw new StatsFormatError(`bad magic 0x${magic.toString(16)}`);
+  const versionMajor = buf.readUInt16LE(4);
+  if (versionMajor !== STATS_V1.verMajor) throw new StatsFormatError(`unsupported stats file major version ${versionMajor}`);
+  const versionMinor = buf.readUInt16LE(6);
+  const hdrSize = buf.readUInt32LE(8);
+  const slotSize = buf.readUInt32LE(12);
+  const maxSlots = buf.readUInt32LE(16);
+  const maxDevs = buf.readUInt32LE(20);
+  if (hdrSize !== STATS_V1.hdrSize || slotSize !== STATS_V1.slotSize || maxDevs !== STATS_V1.maxDevs)
+    throw new StatsFormatError(`unexpected geometry: header ${hdrSize}, slot ${slotSize}, devices ${maxDevs}`);
+  if (maxSlots === 0 || maxSlots > STATS_V1.maxSlots) throw new StatsFormatError(`unexpected slot count ${maxSlots}`);
+  if (buf.length < hdrSize + maxSlots * slotSize)
+    throw new StatsFormatError(`stats file too short: ${buf.length} bytes for ${maxSlots} slots`);
+  const initState = buf.readUInt32LE(24);
+  if (initState !== STATS_V1.initReady) throw new StatsFormatError(`stats file not initialised (state ${initState})`);
+  const ndevs = buf.readUInt32LE(28);
+  if (ndevs < 1 || ndevs > maxDevs) throw new StatsFormatError(`unexpected device count ${ndevs}`);
+  const mode = buf.readUInt32LE(48);
+  if (mode > 1) throw new StatsFormatError(`unknown VRAM mode ${mode}`);
+  const gpuRaw = buf.subarray(56, 128);
+  const nul = gpuRaw.indexOf(0);
+  const devices: StatsSnapshot['devices'] = [];
+  for (let d = 0; d < ndevs; d++) {
+    const c = 128 + d * 64;
+    devices.push({
+      config: {
+        vramShare: u64(buf, c),
+        limitBytes: u64(buf, c + 8),
+        hostShare: u64(buf, c + 16),
+        headroom: u64(buf, c + 24),
+        largeThreshold: u64(buf, c + 32),
+      },
+      totals: devTotals(buf, 512 + d * 128),
+    });
+  }
+  const processes: ProcessSlot[] = [];
+  let consistent = true;
+  for (let i = 0; i < maxSlots; i++) {
+    const s = hdrSize + i * slotSize;
+    if (buf.readUInt32LE(s) !== STATS_V1.slotLive) continue;
+    const seq = u64(buf, s + 16);
+    const slotDevs: SlotDevice[] = [];
+    for (let d = 0; d < ndevs; d++) {
+      const o = s + 40 + d * 48;
+      slotDevs.push({
+        vram: u64(buf, o),
+        host: u64(buf, o + 8),
+        managed: u64(buf, o + 16),
+        pinnedHost: u64(buf, o + 24),
+        allocs: u64(buf, o + 32),
+        frees: u64(buf, o + 40),
+      });
+    }
+    const ok = (seq & STATS_V1.seqBusyMask) === 0n;
+    consistent &&= ok;
+    processes.push({
+      index: i,
+      pid: buf.readUInt32LE(s + 4),
+      hostPid: buf.readUInt32LE(s + 8),
+      seq,
+      startTime: u64(buf, s + 24),
+      lastUpdateNs: u64(buf, s + 32),
+      devices: slotDevs,
+      consistent: ok,
+    });
+  }
+  return {
+    versionMajor,
+    versionMinor,
+    generation: u64(buf, 32),
+    createdNs: u64(buf, 40),
+    vramMode: mode === 1 ? 'fixed' : 'fill',
+    contractVersion: buf.readUInt32LE(52),
+    gpu: gpuRaw.subarray(0, nul < 0 ? gpuRaw.length : nul).toString('utf8'),
+    devices,
+    processes,
+    consistent,
+  };
+}
+
+function sameTotals(a: StatsSnapshot, b: StatsSnapshot): boolean {
+  if (a.devices.length !== b.devices.length) return false;
+  return a.devices.every((d, i) => {
+    const t = b.devices[i]!.totals;
+    return (Object.keys(d.totals) as (keyof DeviceTotals)[]).every((k) => d.totals[k] === t[k]);
+  });
+}
+
+/**
+ * Combines two successive copies: a slot is taken from the first copy when its seq has no update in
+ * progress and is the same in the second (the first copy's values were read between the two seq reads).
+ */
+export function mergeCopies(first: StatsSnapshot, second: StatsSnapshot): StatsSnapshot {
+  const later = new Map(second.processes.map((p) => [p.index, p]));
+  const processes = first.processes.map((p) => ({ ...p, consistent: p.consistent && later.get(p.index)?.seq === p.seq }));
+  return {
+    ...first,
+    processes,
+    consistent: sameTotals(first, second) && processes.every((p) => p.consistent) && first.generation === second.generation,
+  };
+}
+
+export interface ReadOptions {
+  /** copies to try before giving up on a consistent result (default 16) */
+  maxAttempts?: number;
+}
+
+/**
+ * True when copy `a` is a consistent snapshot given the later copy `b`: container totals and generation
+ * identical, and every live slot of `a` idle (no update in progress) with the same seq in `b`. Works on
+ * raw bytes so a quiet file costs one parse, not two.
+ */
+function quietBetween(a: Buffer, b: Buffer): boolean {
+  if (b.length !== a.length || a.compare(b, 32, 40, 32, 40) !== 0 || a.compare(b, 512, 1024, 512, 1024) !== 0) return false;
+  const slots = Math.min(a.readUInt32LE(16), STATS_V1.maxSlots);
+  for (let i = 0; i < slots; i++) {
+    const s = STATS_V1.hdrSize + i * STATS_V1.slotSize;
+    if (s + STATS_V1.slotSize > a.length) return false;
+    if (a.readUInt32LE(s) !== STATS_V1.slotLive) continue;
+    if ((a.readUInt32LE(s + 16) & 0xffff) !== 0 || a.compare(b, s + 16, s + 24, s + 16, s + 24) !== 0) return false;
+  }
+  return true;
+}
+
+/** Reads a stats file with the seqlock protocol; returns the last result (consistent: false) if writers never paused. */
+export function readStatsFile(path: string, opts: ReadOptions = {}): StatsSnapshot {
+  const attempts = Math.max(2, opts.maxAttempts ?? 16);
+  const fd = openSync(path, 'r');
+  try {
+    const bufs = [Buffer.allocUnsafe(STATS_V1.fileSize), Buffer.allocUnsafe(STATS_V1.fileSize)];
+    const copy = (b: Buffer): Buffer => b.subarray(0, readSync(fd, b, 0, b.length, 0));
+    let prev = copy(bufs[0]!);
+    if (prev.length < STATS_V1.fileSize) return parseStats(prev); // throws the format error
+    for (let i = 1; i < attempts; i++) {
+      const next = copy(bufs[i % 2]!);
+      if (quietBetween(prev, next)) return parseStats(prev);
+      if (i === attempts - 1) return mergeCopies(parseStats(prev), parseStats(next));
+      prev = next;
+    }
+    return parseStats(prev); /* not reached */
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Where `emuv top` and `emuv status` get a status document: the agent's /status (directly or through
+ * `kubectl port-forward`), or the node's stats files read in place (on the node itself, no agent).
+ */
+import { STATS_FILE_NAME, collectUsage } from '../usage/collector.ts';
+import { readStatsFile } from '../stats/stats-reader.ts';
+import { ownersByAllocId } from '../usage/owners.ts';
+import { podResourcesClient } from '../usage/pod-resources.ts';
+import { buildStatus, STATUS_API_VERSION, type StatusDocument } from '../usage/status.ts';
+
+export type StatusSource = { describe: string; fetch(): Promise<StatusDocument>; close(): void };
+
+export function agentSource(url: string, timeoutMs = 3000): StatusSource {
+  const endpoint = `${url.replace(/\/+$/, '')}/status`;
+  return {
+    describe: endpoint,
+    fetch: async () => {
+      const res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!res.ok) throw new Error(`${endpoint} answered ${res.status}`);
+      const doc = (await res.json()) as StatusDocument | null;
+      if (!doc || doc.apiVersion !== STATUS_API_VERSION)
+        throw new Error(`${endpoint} is not an ${STATUS_API_VERSION} document (got ${JSON.stringify(doc?.apiVersion)})`);
+      return doc;
+    },
+    close: () => {},
+  };
+}
+
+/** Reads <stateDir>/*\/stats.bin directly. GPUs and capacity are the agent's to know, so they stay empty. */
+export function statsDirSource(stateDir: string, podResourcesSocket: string | null): StatusSource {
+  const pr = podResourcesSocket ? podResourcesClient(podResourcesSocket) : null;
+  return {
+    describe: `${stateDir}/*/${STATS_FILE_NAME}`,
+    fetch: async () => {
+      const owners = pr ? ownersByAllocId(await pr.list()) : null;
+      // Never clean up from here: that is the agent's job (staleAfterMs: Infinity).
+      const { containers } = collectUsage({ stateDir, owners, read: (p) => readStatsFile(p), staleAfterMs: Number.POSITIVE_INFINITY });
+      const empty = {
+        gpus: [],
+        hostMemoryBytes: null,
+        hostBudgetBytes: 0,
+        usableVramBytes: 0,
+        vramVirtualBytes: 0,
+        vgpuCount: 0,
+        vramMode: 'fill' as const,
+      };
+      return buildStatus({ node: null, now: new Date(), inventory: empty, health: () => ({ healthy: true, reason: null }), containers });
+    },
+    close: () => pr?.close(),
+  };
+}
