@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# One image for every emuv component: the node agent (`emuv plugin`), the CLI, and the interposer
+# libraries the agent installs onto GPU nodes. Built in three stages: JavaScript bundle, native
+# libraries, then a slim Node 24 runtime holding only what runs.
+
+# --- 1. JavaScript: dependencies (Node 24 comes from the pinned `node` dev dependency) and the bundle
+FROM node:24-bookworm AS js
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts/ scripts/
+COPY common/ common/
+COPY protos/ protos/
+COPY plugin/ plugin/
+RUN npm run build
+
+# --- 2. Native: the interposer (headers fetched and verified by the build itself)
+FROM debian:bookworm AS native
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential python3 python3-pip ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY native/ native/
+RUN make -C native all
+
+# --- 3. Runtime
+FROM node:24-bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="emuv" \
+      org.opencontainers.image.description="Virtual GPU memory for Kubernetes pods: VRAM first, then host RAM" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/emuv/emuv"
+WORKDIR /app
+COPY --from=js /src/dist/ dist/
+# koffi is a native addon and stays outside the bundle.
+COPY --from=js /src/node_modules/koffi/ node_modules/koffi/
+COPY --from=native /src/native/build/lib/ native/build/lib/
+COPY LICENSE ./
+# The agent's V8 flags (docs/benchmarks.md); the chart sets the same value (agent.nodeOptions).
+ENV NODE_OPTIONS="--lite-mode --max-semi-space-size=1 --max-old-space-size=48"
+# Non-root by default; the agent's pod runs as UID 0 without capabilities (docs/security.md).
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/emuv.mjs"]
