@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { CRD_FILES, crdYaml } from './crd.ts';
+import { DEFAULTS, nodeSpecSchema, nodeStatusSchema, policySpecSchema, policyStatusSchema } from './schema.ts';
+import type { Schema } from './schema.ts';
+import { matchesSelector } from './selector.ts';
+import { CEL_TWINS, defaultedPolicySpec, parseEmuvNode, parseEmuvPolicy } from './validate.ts';
+
+const policy = (spec: unknown, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'emuv.io/v1alpha1',
+  kind: 'EmuvPolicy',
+  metadata: { name: 'p' },
+  spec,
+  ...extra,
+});
+
+describe('CRD YAML', () => {
+  for (const [file, build] of Object.entries(CRD_FILES)) {
+    it(`deploy/crds/${file} is what schema.ts generates`, () => {
+      const text = readFileSync(new URL(`../../deploy/crds/${file}`, import.meta.url), 'utf8');
+      expect(text).toBe(crdYaml(build()));
+    });
+  }
+
+  it('policy CRD defaults equal the TypeScript DEFAULTS table', () => {
+    const text = readFileSync(new URL('../../deploy/crds/emuv.io_emuvpolicies.yaml', import.meta.url), 'utf8');
+    const spec = parse(text).spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+    expect(spec.priority.default).toBe(DEFAULTS.priority);
+    expect(spec.hostSpillBudget.default).toBe(DEFAULTS.hostSpillBudget);
+    expect(spec.vramReservePerGpu.default).toBe(DEFAULTS.vramReservePerGpu);
+    expect(spec.slotsPerGpu.default).toBe(DEFAULTS.slotsPerGpu);
+    expect(spec.vramMode.default).toBe(DEFAULTS.vramMode);
+    expect(spec.spillBackend.default).toBe(DEFAULTS.spillBackend);
+    expect(spec.podMemory.default).toEqual(DEFAULTS.podMemory);
+    expect(spec.nodeSelector.default).toEqual({});
+  });
+
+  it('every CEL rule has a TypeScript twin, a message, and no id in the YAML', () => {
+    const seen: string[] = [];
+    const walk = (s: Schema) => {
+      for (const r of s['x-kubernetes-validations'] ?? []) {
+        expect(CEL_TWINS[r.id], r.id).toBeTypeOf('function');
+        expect(r.message.length).toBeGreaterThan(20);
+        seen.push(r.id);
+      }
+      Object.values(s.properties ?? {}).forEach(walk);
+      if (s.items) walk(s.items);
+      if (s.additionalProperties) walk(s.additionalProperties);
+    };
+    for (const s of [policySpecSchema, policyStatusSchema, nodeSpecSchema, nodeStatusSchema]) walk(s);
+    expect([...new Set(seen)].sort()).toEqual(Object.keys(CEL_TWINS).sort());
+    for (const file of Object.keys(CRD_FILES)) {
+      const text = readFileSync(new URL(`../../deploy/crds/${file}`, import.meta.url), 'utf8');
+      expect(text).not.toMatch(/^\s*id: /m);
+    }
+  });
+
+  it('printer columns cover what an admin looks at first', () => {
+    const cols = (file: string) =>
+      parse(readFileSync(new URL(`../../deploy/crds/${file}`, import.meta.url), 'utf8')).spec.versions[0].additionalPrinterColumns.map(
+        (c: { name: string }) => c.name,
+      );
+    expect(cols('emuv.io_emuvnodes.yaml')).toEqual(expect.arrayContaining(['GPUs', 'VRAM', 'Virtual', 'Committed', 'Spill', 'Age']));
+    expect(cols('emuv.io_emuvpolicies.yaml')).toEqual(expect.arrayContaining(['Priority', 'Matched', 'Conflicts', 'Ready', 'Age']));
+  });
+});
+
+describe('parseEmuvPolicy', () => {
+  it('fills every default into an empty spec', () => {
+    const r = parseEmuvPolicy(policy({}));
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.value.spec).toEqual({
+        nodeSelector: {},
+        priority: 0,
+        hostSpillBudget: 'Auto',
+        vramReservePerGpu: '512Mi',
+        slotsPerGpu: 16,
+        vramMode: 'Fill',
+        spillBackend: 'Auto',
+        podMemory: { mode: 'Request', percentOfLimit: 100 },
+      });
+    }
+  });
+
+  it('keeps explicit values and defaults nested ones', () => {
+    const r = parseEmuvPolicy(policy({ priority: 7, podMemory: { mode: 'None' }, maxPerContainer: '48Gi' }));
+    expect(r.ok && r.value.spec.podMemory).toEqual({ mode: 'None', percentOfLimit: 100 });
+    expect(r.ok && r.value.spec.maxPerContainer).toBe('48Gi');
+  });
+
+  const bad: Array<[string, unknown, string]> = [
+    ['spill percent over 90', { hostSpillBudget: '95%' }, 'spec.hostSpillBudget: hostSpillBudget may be at most 90%'],
+    ['spill garbage', { hostSpillBudget: 'lots' }, 'spec.hostSpillBudget: must be Auto, a size (e.g. 64Gi) or a percentage'],
+    [
+      'decimal suffix',
+      { vramReservePerGpu: '512M' },
+      'spec.vramReservePerGpu: must be a size: whole bytes or an integer with Ki, Mi, Gi or Ti (e.g. 28Gi); decimal units (28G)',
+    ],
+    ['fractional size', { maxPerContainer: '7.5Gi' }, 'spec.maxPerContainer: must be a size'],
+    ['zero max', { maxPerContainer: '0' }, 'spec.maxPerContainer: maxPerContainer must be greater than zero'],
+    ['slots zero', { slotsPerGpu: 0 }, 'spec.slotsPerGpu: must be at least 1'],
+    ['slots fraction', { slotsPerGpu: 1.5 }, 'spec.slotsPerGpu: must be an integer'],
+    ['mode case', { vramMode: 'fill' }, 'spec.vramMode: must be one of Fill, Fixed (got "fill")'],
+    ['negative priority', { priority: -1 }, 'spec.priority: must be at least 0'],
+    ['unknown field', { slotsPerGPU: 4 }, 'spec: unknown field "slotsPerGPU"'],
+    [
+      'In without values',
+      { nodeSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } },
+      'values must be non-empty when operator is In',
+    ],
+    [
+      'Exists with values',
+      { nodeSelector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] } },
+      'empty when it is Exists',
+    ],
+    ['request mode with 0%', { podMemory: { mode: 'Request', percentOfLimit: 0 } }, 'use mode None to reserve nothing'],
+    ['spec not an object', 'x', 'spec: must be an object'],
+  ];
+  it.each(bad)('rejects %s', (_name, spec, message) => {
+    const r = parseEmuvPolicy(policy(spec));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.join('\n')).toContain(message);
+  });
+
+  it.each([
+    ['wrong version', { apiVersion: 'emuv.io/v1' }, 'apiVersion: must be emuv.io/v1alpha1'],
+    ['wrong kind', { kind: 'EmuvNode' }, 'kind: must be EmuvPolicy'],
+    ['no name', { metadata: {} }, 'metadata.name: is required'],
+  ])('rejects %s', (_n, extra, message) => {
+    const r = parseEmuvPolicy(policy({}, extra));
+    expect(!r.ok && r.errors.join('\n')).toContain(message);
+  });
+
+  it('rejects garbage without throwing', () => {
+    for (const g of [null, 42, 'x', [], { spec: { nodeSelector: { matchLabels: { a: 1 } } } }]) {
+      expect(parseEmuvPolicy(g).ok).toBe(false);
+    }
+  });
+
+  it('defaultedPolicySpec throws with the reason', () => {
+    expect(() => defaultedPolicySpec({ slotsPerGpu: 129 })).toThrow(/slotsPerGpu: must be at most 128/);
+  });
+});
+
+describe('parseEmuvNode', () => {
+  it('requires the whole effective config', () => {
+    const r = parseEmuvNode({ apiVersion: 'emuv.io/v1alpha1', kind: 'EmuvNode', metadata: { name: 'n' }, spec: { slotsPerGpu: 2 } });
+    expect(!r.ok && r.errors.join('\n')).toContain('spec: field hostSpillBudget is required');
+  });
+});
+
+describe('matchesSelector', () => {
+  const labels = { gpu: 'a100', zone: 'z1' };
+  it.each([
+    ['undefined selector', undefined, true],
+    ['empty selector', {}, true],
+    ['matchLabels hit', { matchLabels: { gpu: 'a100' } }, true],
+    ['matchLabels miss', { matchLabels: { gpu: 'l4' } }, false],
+    ['In hit', { matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['z1', 'z2'] }] }, true],
+    ['In on missing key', { matchExpressions: [{ key: 'rack', operator: 'In' as const, values: ['r'] }] }, false],
+    ['NotIn on missing key', { matchExpressions: [{ key: 'rack', operator: 'NotIn' as const, values: ['r'] }] }, true],
+    ['NotIn hit', { matchExpressions: [{ key: 'gpu', operator: 'NotIn' as const, values: ['a100'] }] }, false],
+    ['Exists', { matchExpressions: [{ key: 'gpu', operator: 'Exists' as const }] }, true],
+    ['DoesNotExist', { matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' as const }] }, false],
+    [
+      'both must hold',
+      { matchLabels: { gpu: 'a100' }, matchExpressions: [{ key: 'zone', operator: 'In' as const, values: ['z9'] }] },
+      false,
+    ],
+  ])('%s', (_n, sel, want) => {
+    expect(matchesSelector(sel, labels)).toBe(want);
+  });
+});

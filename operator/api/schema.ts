@@ -1,0 +1,376 @@
+/**
+ * The `emuv.io/v1alpha1` OpenAPI v3 schemas, the single source of truth for both CRDs.
+ *
+ * `deploy/crds/*.yaml` is generated from this module (`node operator/api/crd.ts --write`) and a test
+ * fails when the committed YAML drifts. The TypeScript validator (`validate.ts`) walks the same schema
+ * objects, so defaults, enums, patterns and bounds cannot disagree between the apiserver and the operator.
+ * CEL rules are listed here with their messages; `validate.ts` implements each one by its `id`.
+ */
+
+export const GROUP = 'emuv.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+/** Bumped when the shape of v1alpha1 changes incompatibly (CRDs carry it as an annotation). */
+export const SCHEMA_REVISION = 1;
+
+export const KIND_POLICY = 'EmuvPolicy';
+export const KIND_NODE = 'EmuvNode';
+export const PLURAL_POLICY = 'emuvpolicies';
+export const PLURAL_NODE = 'emuvnodes';
+
+/** A subset of OpenAPI v3 as structural CRD schemas use it. */
+export interface Schema {
+  type?: 'object' | 'array' | 'string' | 'integer' | 'boolean';
+  description?: string;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  additionalProperties?: Schema;
+  enum?: string[];
+  pattern?: string;
+  format?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  maxItems?: number;
+  maxProperties?: number;
+  default?: unknown;
+  nullable?: boolean;
+  'x-kubernetes-validations'?: CelRule[];
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+}
+
+/** A CEL rule; `id` ties it to its TypeScript twin in `validate.ts` and is stripped from the YAML. */
+export interface CelRule {
+  id: string;
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+/** Contract size: plain bytes or an integer with Ki/Mi/Gi/Ti (`common/contracts/interposer.ts parseSize`). */
+export const SIZE_PATTERN = '^(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?$';
+/** `Auto`, a size, or a percentage of node memory. */
+export const SIZE_OR_PERCENT_PATTERN = '^(Auto|(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?|(0|[1-9][0-9]?|100)%)$';
+export const MAX_SPILL_PERCENT = 90;
+/** Same bound as the agent (plugin/inventory/capacity.ts MAX_SLOTS_PER_GPU). */
+export const MAX_SLOTS_PER_GPU = 128;
+
+export const VRAM_MODE_VALUES = ['Fill', 'Fixed'] as const;
+export const SPILL_BACKEND_VALUES = ['Auto', 'Pinned', 'Managed'] as const;
+export const POD_MEMORY_MODE_VALUES = ['Request', 'None'] as const;
+export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+/** A size field. The format is a CEL rule rather than `pattern`, so the error reads as a sentence. */
+const size = (description: string, extra: Partial<Schema> = {}): Schema => ({
+  type: 'string',
+  maxLength: 24,
+  description,
+  ...extra,
+  'x-kubernetes-validations': [
+    {
+      id: 'size-format',
+      rule: `self.matches('${SIZE_PATTERN}')`,
+      message:
+        'must be a size: whole bytes or an integer with Ki, Mi, Gi or Ti (e.g. 28Gi); decimal units (28G) and fractions (7.5Gi) are not accepted',
+    },
+    ...(extra['x-kubernetes-validations'] ?? []),
+  ],
+});
+
+const condition: Schema = {
+  type: 'object',
+  required: ['type', 'status', 'reason', 'message', 'lastTransitionTime'],
+  properties: {
+    type: { type: 'string', maxLength: 316, description: 'Condition type, e.g. Ready.' },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+    observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    reason: { type: 'string', maxLength: 1024, description: 'CamelCase reason.' },
+    message: { type: 'string', maxLength: 32768 },
+  },
+};
+
+const conditions: Schema = {
+  type: 'array',
+  maxItems: 16,
+  items: condition,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+};
+
+/** A metav1.LabelSelector. An empty selector matches everything. */
+export const labelSelectorSchema = (what: string): Schema => ({
+  type: 'object',
+  description: `Label selector over ${what}. An empty selector ({}) matches all ${what}.`,
+  properties: {
+    matchLabels: {
+      type: 'object',
+      maxProperties: 64,
+      additionalProperties: { type: 'string', maxLength: 63 },
+    },
+    matchExpressions: {
+      type: 'array',
+      maxItems: 32,
+      items: {
+        type: 'object',
+        required: ['key', 'operator'],
+        properties: {
+          key: { type: 'string', minLength: 1, maxLength: 317 },
+          operator: { type: 'string', enum: [...SELECTOR_OPERATORS] },
+          values: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 63 } },
+        },
+        'x-kubernetes-validations': [
+          {
+            id: 'selector-values',
+            rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+            message: 'values must be non-empty when operator is In or NotIn, and empty when it is Exists or DoesNotExist',
+          },
+        ],
+      },
+    },
+  },
+});
+
+/** Fields shared by EmuvPolicy.spec and EmuvNode.spec: what the agent applies on a node. */
+const nodeConfigProperties = (withDefaults: boolean): Record<string, Schema> => {
+  const d = (value: unknown): Partial<Schema> => (withDefaults ? { default: value } : {});
+  return {
+    hostSpillBudget: {
+      type: 'string',
+      maxLength: 24,
+      description:
+        'Host RAM the node may lend to spilled GPU memory: Auto (min(50% of node memory, node memory - 8Gi)), ' +
+        'bytes (e.g. 64Gi) or a percentage of node memory (e.g. 25%). Added to usable VRAM in the node capacity ' +
+        'emuv.io/vram-virtual. Defaults to Auto.',
+      ...d(DEFAULTS.hostSpillBudget),
+      'x-kubernetes-validations': [
+        {
+          id: 'spill-format',
+          rule: `self.matches('${SIZE_OR_PERCENT_PATTERN}')`,
+          message: 'must be Auto, a size (e.g. 64Gi) or a percentage of node memory (e.g. 25%)',
+        },
+        {
+          id: 'spill-percent-max',
+          rule: `!self.matches('^[0-9]+%$') || int(self.substring(0, size(self) - 1)) <= ${MAX_SPILL_PERCENT}`,
+          message: `hostSpillBudget may be at most ${MAX_SPILL_PERCENT}% of node memory: the node needs RAM for its own pods`,
+        },
+      ],
+    },
+    vramReservePerGpu: size(
+      'VRAM kept back on each GPU for CUDA contexts and the driver; not offered to pods. Defaults to 512Mi.',
+      d(DEFAULTS.vramReservePerGpu),
+    ),
+    slotsPerGpu: {
+      type: 'integer',
+      format: 'int32',
+      minimum: 1,
+      maximum: MAX_SLOTS_PER_GPU,
+      description: 'emuv.io/vgpu slots per physical GPU: how many containers may share one GPU. Defaults to 16.',
+      ...d(DEFAULTS.slotsPerGpu),
+    },
+    vramMode: {
+      type: 'string',
+      enum: [...VRAM_MODE_VALUES],
+      description:
+        'Fill: first come, first served; a container spills when its share or the card is full. Fixed: each slot ' +
+        'gets VRAM / slotsPerGpu and spills beyond it. Defaults to Fill.',
+      ...d(DEFAULTS.vramMode),
+    },
+    spillBackend: {
+      type: 'string',
+      enum: [...SPILL_BACKEND_VALUES],
+      description:
+        'Auto: VMM host memory, zero-copy pinned memory where VMM is unavailable. Pinned: always pinned host memory. ' +
+        'Managed: CUDA managed memory (opt-in; page faults). Defaults to Auto.',
+      ...d(DEFAULTS.spillBackend),
+    },
+  };
+};
+
+/**
+ * Defaults of EmuvPolicy.spec (and of EmuvNode.spec for a node no policy selects). The CRD `default:`
+ * values are generated from this object.
+ */
+export const DEFAULTS = {
+  priority: 0,
+  hostSpillBudget: 'Auto',
+  vramReservePerGpu: '512Mi',
+  slotsPerGpu: 16,
+  vramMode: 'Fill',
+  spillBackend: 'Auto',
+  podMemory: { mode: 'Request', percentOfLimit: 100 },
+} as const;
+
+export const policySpecSchema: Schema = {
+  type: 'object',
+  description: 'How emuv behaves on the nodes this policy selects, and who may ask for virtual GPU memory.',
+  properties: {
+    nodeSelector: {
+      ...labelSelectorSchema('nodes carrying the emuv.io/gpu.count label'),
+      default: {},
+    },
+    priority: {
+      type: 'integer',
+      format: 'int32',
+      minimum: 0,
+      maximum: 1000000,
+      description:
+        'When several policies select a node, the highest priority wins. Equal priorities on one node are a ' +
+        'conflict: the node keeps its current configuration until an admin resolves it. Defaults to 0.',
+      default: DEFAULTS.priority,
+    },
+    ...nodeConfigProperties(true),
+    maxPerContainer: size('Largest emuv.io/vram-virtual one container may ask for (e.g. 48Gi). Unset: no limit beyond node capacity.', {
+      'x-kubernetes-validations': [
+        {
+          id: 'max-positive',
+          rule: "self != '0'",
+          message: 'maxPerContainer must be greater than zero; leave it unset for no per-container limit',
+        },
+      ],
+    }),
+    namespaceSelector: labelSelectorSchema('namespaces whose pods may ask for emuv.io/vram-virtual'),
+    podMemory: {
+      type: 'object',
+      description:
+        'How pod memory is reserved for spill. Driver-allocated spill memory is not charged to the memory ' +
+        'cgroup, so the webhook adds percentOfLimit % of each container emuv.io/vram-virtual limit to its memory ' +
+        'request (and to its memory limit when one is set) in mode Request. Mode None adds nothing: reserve the ' +
+        'spill budget on the node instead (kubelet systemReserved).',
+      default: { ...DEFAULTS.podMemory },
+      properties: {
+        mode: { type: 'string', enum: [...POD_MEMORY_MODE_VALUES], default: DEFAULTS.podMemory.mode },
+        percentOfLimit: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          maximum: 100,
+          default: DEFAULTS.podMemory.percentOfLimit,
+        },
+      },
+      'x-kubernetes-validations': [
+        {
+          id: 'podmemory-percent',
+          rule: "self.mode != 'Request' || self.percentOfLimit > 0",
+          message: 'podMemory.percentOfLimit must be greater than zero in mode Request; use mode None to reserve nothing',
+        },
+      ],
+    },
+  },
+};
+
+export const policyStatusSchema: Schema = {
+  type: 'object',
+  properties: {
+    observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    matchedNodes: { type: 'integer', format: 'int32', minimum: 0, description: 'Nodes the selector matches.' },
+    appliedNodes: { type: 'integer', format: 'int32', minimum: 0, description: 'Nodes where this policy is in effect.' },
+    conflictCount: { type: 'integer', format: 'int32', minimum: 0, description: 'Number of conflicts, all listed or not.' },
+    conflicts: {
+      type: 'array',
+      maxItems: 32,
+      description: 'Up to 32 conflicts. Tie: same priority as another policy on a node. Shadowed: a higher priority wins.',
+      items: {
+        type: 'object',
+        required: ['node', 'type', 'policies'],
+        properties: {
+          node: { type: 'string', maxLength: 253 },
+          type: { type: 'string', enum: ['Tie', 'Shadowed'] },
+          policies: { type: 'array', maxItems: 16, items: { type: 'string', maxLength: 253 } },
+        },
+      },
+    },
+    conditions,
+  },
+};
+
+export const nodeSpecSchema: Schema = {
+  type: 'object',
+  description: 'Effective configuration of one GPU node, written by the operator, applied live by the agent.',
+  required: ['hostSpillBudget', 'vramReservePerGpu', 'slotsPerGpu', 'vramMode', 'spillBackend'],
+  properties: {
+    ...nodeConfigProperties(false),
+    policy: { type: 'string', maxLength: 253, description: 'The EmuvPolicy in effect; unset: defaults.' },
+    conflictingPolicies: {
+      type: 'array',
+      maxItems: 16,
+      items: { type: 'string', maxLength: 253 },
+      description: 'Set while policies tie on this node; the previous configuration is kept until resolved.',
+    },
+  },
+};
+
+const gpuSchema: Schema = {
+  type: 'object',
+  required: ['index', 'pciAddress', 'vram'],
+  properties: {
+    index: { type: 'integer', format: 'int32', minimum: 0 },
+    uuid: { type: 'string', maxLength: 64 },
+    model: { type: 'string', maxLength: 128 },
+    pciAddress: { type: 'string', pattern: '^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]$' },
+    numaNode: { type: 'integer', format: 'int32', minimum: -1 },
+    vram: size('Physical VRAM.'),
+    link: {
+      type: 'object',
+      properties: {
+        generation: { type: 'integer', format: 'int32', minimum: 1, maximum: 8 },
+        width: { type: 'integer', format: 'int32', minimum: 1, maximum: 32 },
+      },
+    },
+  },
+};
+
+export const nodeStatusSchema: Schema = {
+  type: 'object',
+  description: 'Written by the agent.',
+  properties: {
+    observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    gpuCount: { type: 'integer', format: 'int32', minimum: 0 },
+    gpus: { type: 'array', maxItems: 64, items: gpuSchema },
+    capacity: {
+      type: 'object',
+      properties: {
+        vram: size('Usable VRAM over all GPUs (VRAM minus reserve).'),
+        spillBudget: size('Host spill budget in bytes.'),
+        virtual: size('Published emuv.io/vram-virtual (vram + spillBudget).'),
+        slots: { type: 'integer', format: 'int32', minimum: 0 },
+      },
+    },
+    committed: size('Sum of emuv.io/vram-virtual limits of the containers on this node.'),
+    used: size('Virtual memory in use (VRAM + spilled).'),
+    spillInUse: size('Host RAM currently holding spilled GPU memory.'),
+    conditions,
+  },
+};
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export const policyColumns: PrinterColumn[] = [
+  { name: 'Priority', type: 'integer', jsonPath: '.spec.priority' },
+  { name: 'Matched', type: 'integer', jsonPath: '.status.matchedNodes', description: 'Nodes selected' },
+  { name: 'Applied', type: 'integer', jsonPath: '.status.appliedNodes', description: 'Nodes where in effect' },
+  { name: 'Conflicts', type: 'integer', jsonPath: '.status.conflictCount' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
+
+export const nodeColumns: PrinterColumn[] = [
+  { name: 'GPUs', type: 'integer', jsonPath: '.status.gpuCount' },
+  { name: 'VRAM', type: 'string', jsonPath: '.status.capacity.vram', description: 'Usable VRAM' },
+  { name: 'Virtual', type: 'string', jsonPath: '.status.capacity.virtual', description: 'Published capacity' },
+  { name: 'Committed', type: 'string', jsonPath: '.status.committed' },
+  { name: 'Spill', type: 'string', jsonPath: '.status.spillInUse', description: 'Spill in use' },
+  { name: 'Policy', type: 'string', jsonPath: '.spec.policy', priority: 1 },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];

@@ -1,0 +1,87 @@
+/**
+ * The operator's narrow view of the Kubernetes API. `client.ts` implements it with @kubernetes/client-node
+ * (content types set per patch kind); `fake.ts` records every call for tests (style P14: assert on the
+ * actions a controller takes, not on its internals).
+ */
+import type { EmuvNode } from '../api/types.ts';
+
+export type JsonPatchOp = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
+
+export interface ObjectReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  uid?: string;
+}
+
+export interface CoreEvent {
+  metadata: { generateName: string; namespace: string };
+  involvedObject: ObjectReference;
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  source: { component: string };
+  reportingComponent: string;
+  reportingInstance: string;
+  action: string;
+  firstTimestamp: string;
+  lastTimestamp: string;
+  eventTime?: string;
+  count: number;
+}
+
+export interface Lease {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+export interface Secret {
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  type?: string;
+  /** base64 values, as on the wire. */
+  data?: Record<string, string>;
+}
+
+export interface WebhookConfig {
+  metadata: { name: string; resourceVersion?: string };
+  webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }>;
+}
+
+export interface EmuvApi {
+  createEmuvNode(obj: EmuvNode): Promise<EmuvNode>;
+  /** JSON Patch (application/json-patch+json) on the main resource. */
+  patchEmuvNode(name: string, ops: JsonPatchOp[]): Promise<EmuvNode>;
+  deleteEmuvNode(name: string): Promise<void>;
+  /** JSON Patch on the status subresource. */
+  patchEmuvPolicyStatus(name: string, ops: JsonPatchOp[]): Promise<void>;
+  createEvent(ev: CoreEvent): Promise<void>;
+}
+
+export interface LeaseApi {
+  /** undefined when absent (404). */
+  getLease(namespace: string, name: string): Promise<Lease | undefined>;
+  createLease(lease: Lease): Promise<Lease>;
+  /** Update with optimistic concurrency (metadata.resourceVersion); 409 on a lost race. */
+  replaceLease(lease: Lease): Promise<Lease>;
+}
+
+export interface CertApi {
+  getSecret(namespace: string, name: string): Promise<Secret | undefined>;
+  createSecret(secret: Secret): Promise<Secret>;
+  replaceSecret(secret: Secret): Promise<Secret>;
+  getMutatingWebhookConfiguration(name: string): Promise<WebhookConfig | undefined>;
+  patchMutatingWebhookConfiguration(name: string, ops: JsonPatchOp[]): Promise<void>;
+}

@@ -1,0 +1,164 @@
+/**
+ * The composition root end to end: operator/main.ts as a child process against a fake apiserver that
+ * speaks list/watch, so the real @kubernetes/client-node informers, patches and the HTTPS webhook run.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeApiServer } from './testing/fake-apiserver.ts';
+import type { Loose } from './testing/builders.ts';
+
+const POLICIES = '/apis/emuv.io/v1alpha1/emuvpolicies';
+const EMUVNODES = '/apis/emuv.io/v1alpha1/emuvnodes';
+const MWCS = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const api = new FakeApiServer();
+let child: ChildProcess;
+let webhookPort = 0;
+let output = '';
+
+beforeAll(async () => {
+  const port = await api.start();
+  api.put('/api/v1/nodes', { metadata: { name: 'g1', labels: { 'emuv.io/gpu.count': '1' } } });
+  api.put('/api/v1/nodes', { metadata: { name: 'c1', labels: {} } });
+  api.put('/api/v1/namespaces', { metadata: { name: 'ml', labels: { team: 'ml', 'kubernetes.io/metadata.name': 'ml' } } });
+  api.put('/api/v1/namespaces', { metadata: { name: 'guests', labels: { 'kubernetes.io/metadata.name': 'guests' } } });
+  api.put(POLICIES, {
+    apiVersion: 'emuv.io/v1alpha1',
+    kind: 'EmuvPolicy',
+    metadata: { name: 'ml' },
+    spec: { slotsPerGpu: 8, namespaceSelector: { matchLabels: { team: 'ml' } }, maxPerContainer: '32Gi' },
+  });
+  api.put(MWCS, {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'emuv' },
+    webhooks: [{ name: 'pods.emuv.io', clientConfig: {} }],
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'emuv-op-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    }),
+  );
+  webhookPort = await freePort();
+  child = spawn(
+    process.execPath,
+    [
+      'operator/main.ts',
+      '--kubeconfig',
+      kubeconfig,
+      '--namespace',
+      'emuv-system',
+      '--identity',
+      'op-0',
+      '--webhook-port',
+      String(webhookPort),
+      '--metrics-port',
+      '0',
+      '--log-level',
+      'debug',
+    ],
+    { cwd: new URL('..', import.meta.url).pathname, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+}, 30_000);
+
+afterAll(async () => {
+  if (child.exitCode === null) child.kill('SIGKILL');
+  await api.stop();
+});
+
+function admit(reviewFile: string, caPem: string): Promise<Loose> {
+  const body = readFileSync(new URL(`../test/fixtures/admission/${reviewFile}`, import.meta.url));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: webhookPort,
+        method: 'POST',
+        path: '/mutate-pods',
+        servername: 'emuv-webhook.emuv-system.svc',
+        ca: caPem,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve(JSON.parse(text)));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('operator main against a fake apiserver', () => {
+  it('reconciles, elects itself, manages its certificate and serves admissions', async () => {
+    const en = await until('EmuvNode g1', () => api.get(EMUVNODES, 'g1')).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+    expect(en.spec).toMatchObject({ slotsPerGpu: 8, policy: 'ml' });
+    expect(api.get(EMUVNODES, 'c1')).toBeUndefined();
+    await until('policy status', () => (api.get(POLICIES, 'ml') as Loose)?.status?.matchedNodes === 1);
+    expect(api.get('/apis/coordination.k8s.io/v1/namespaces/emuv-system/leases', 'emuv-operator')?.spec).toMatchObject({
+      holderIdentity: 'op-0',
+    });
+    for (const r of api.requests.filter((q) => q.method === 'PATCH')) expect(r.contentType).toBe('application/json-patch+json');
+
+    const caB64 = await until(
+      'caBundle',
+      () => (api.get(MWCS, 'emuv') as Loose)?.webhooks?.[0]?.clientConfig?.caBundle as string | undefined,
+    );
+    const caPem = Buffer.from(caB64, 'base64').toString();
+    expect(api.get('/api/v1/namespaces/emuv-system/secrets', 'emuv-webhook-tls')).toBeDefined();
+    await until('webhook listening', () => output.includes('webhook listening'));
+    const ok = await admit('pod-create-emuv.json', caPem);
+    expect(ok.response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    const denied = await admit('pod-create-emuv-ns-denied.json', caPem);
+    expect(denied.response).toMatchObject({ allowed: false, status: { code: 403 } });
+
+    // A policy change reaches EmuvNode.spec through the watch.
+    const cur = api.get(POLICIES, 'ml')!;
+    api.put(POLICIES, { ...cur, spec: { ...(cur.spec as object), slotsPerGpu: 2 } });
+    await until('spec update', () => (api.get(EMUVNODES, 'g1') as Loose)?.spec?.slotsPerGpu === 2);
+    expect(api.requests.some((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/default/events')).toBe(true);
+
+    if (process.env.EMUV_TEST_DUMP) process.stderr.write(output);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', (c) => r(c))));
+    expect(code).toBe(0);
+  }, 40_000);
+});

@@ -1,0 +1,255 @@
+/**
+ * Composition root of the operator: the only place that reads process.env/argv, the file system for
+ * provided certificates, and installs signal handlers. Everything below is built from injected parts.
+ *
+ *   every replica: informers (EmuvPolicy, Namespace) -> webhook HTTPS server (+ certificate upkeep)
+ *   the leader:    informers (EmuvPolicy, Node, EmuvNode) -> work queue -> Reconciler
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError } from '../common/errors.ts';
+import { startHttpServer } from '../common/http.ts';
+import { createLogger, errFields } from '../common/log.ts';
+import type { Logger } from '../common/log.ts';
+import { GROUP, PLURAL_NODE, PLURAL_POLICY, VERSION } from './api/schema.ts';
+import type { EmuvNode } from './api/types.ts';
+import { systemClock } from './clock.ts';
+import { parseOperatorConfig, usage } from './config.ts';
+import type { OperatorConfig } from './config.ts';
+import { Controller } from './controller/controller.ts';
+import type { StartableInformer } from './controller/controller.ts';
+import { ApiEventRecorder } from './controller/events.ts';
+import { LeaderElector } from './controller/leader.ts';
+import { WorkQueue } from './controller/queue.ts';
+import { Reconciler } from './controller/reconcile.ts';
+import type { KubeNode } from './controller/reconcile.ts';
+import { KubeClient } from './kube/client.ts';
+import { createOperatorMetrics } from './metrics.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { handleMutatePods } from './webhook/admission.ts';
+import { CertManager, loadProvidedCertificate } from './webhook/certs.ts';
+import { mutatePod } from './webhook/mutate-pod.ts';
+import { CachedPolicySource } from './webhook/policy-source.ts';
+import type { NamespaceLike } from './webhook/policy-source.ts';
+import { WebhookServer } from './webhook/server.ts';
+import { X509Certificate } from 'node:crypto';
+
+type CachedInformer<T> = StartableInformer & { list(): ReadonlyArray<T>; get(name: string): T | undefined };
+
+/** An informer that restarts itself 5 s after a watch error (client-node informers do not). */
+function resilient<T extends KubernetesObject>(
+  kc: KubeConfig,
+  path: string,
+  list: () => Promise<{ items: T[] }>,
+  log: Logger,
+): CachedInformer<T> & { synced: () => boolean } {
+  const inf = makeInformer<T>(kc, path, list as never);
+  let synced = false;
+  let stopped = false;
+  inf.on('error', (err: unknown) => {
+    // Stopping aborts the watch, which the informer reports as an error: expected, not worth a line.
+    if (stopped) return;
+    log.warn('informer failed; restarting in 5s', { path, ...errFields(err) });
+    setTimeout(() => {
+      if (!stopped) start().catch((e: unknown) => log.error('informer restart failed', { path, ...errFields(e) }));
+    }, 5000).unref();
+  });
+  const start = inf.start.bind(inf);
+  const stop = inf.stop.bind(inf);
+  return Object.assign(inf as unknown as CachedInformer<T>, {
+    start: async () => {
+      await start();
+      synced = true;
+    },
+    stop: async () => {
+      stopped = true;
+      await stop();
+    },
+    synced: () => synced,
+  });
+}
+
+async function startWebhook(
+  cfg: OperatorConfig,
+  deps: { client: KubeClient; log: Logger; metrics: OperatorMetrics; source: CachedPolicySource; ready: () => boolean },
+): Promise<() => Promise<void>> {
+  const { client, log, metrics } = deps;
+  const certs = new CertManager({
+    api: client,
+    clock: systemClock,
+    config: {
+      namespace: cfg.namespace,
+      secretName: cfg.webhookSecret,
+      serviceName: cfg.webhookService,
+      webhookConfigName: cfg.webhookConfiguration,
+    },
+    log: log.child({ part: 'certs' }),
+  });
+  const loadTls = async () => {
+    const tls =
+      cfg.certMode === 'self'
+        ? await certs.ensure()
+        : loadProvidedCertificate(readFileSync(cfg.tlsCertFile, 'utf8'), readFileSync(cfg.tlsKeyFile, 'utf8'), Date.now());
+    metrics.certExpirySeconds.set(Date.parse(new X509Certificate(tls.certPem).validTo) / 1000);
+    return tls;
+  };
+  const server = new WebhookServer({
+    tls: await loadTls(),
+    handle: (body) => handleMutatePods(body, deps.source, mutatePod),
+    ready: deps.ready,
+    metrics: {
+      observe: (result, seconds) => {
+        metrics.admissions.inc({ result });
+        metrics.admissionSeconds.observe({ result }, seconds);
+      },
+    },
+    log: log.child({ part: 'webhook' }),
+  });
+  await server.start(cfg.webhookPort);
+  log.info('webhook listening', { port: cfg.webhookPort, certMode: cfg.certMode });
+  const timer = setInterval(() => {
+    loadTls().then(
+      (tls) => server.updateCertificate(tls),
+      (err: unknown) => log.error('certificate check failed', errFields(err)),
+    );
+  }, cfg.certCheckIntervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await server.stop();
+  };
+}
+
+async function main(): Promise<void> {
+  let cfg: OperatorConfig;
+  try {
+    cfg = parseOperatorConfig(process.argv.slice(2), process.env, hostname());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`emuv-operator: ${err.message}\n\nflags:\n${usage()}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: cfg.logLevel, component: 'operator' });
+  const kc = new KubeConfig();
+  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+  else kc.loadFromCluster();
+  const client = new KubeClient(kc);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = createOperatorMetrics(registry);
+
+  const policies = resilient<KubernetesObject>(
+    kc,
+    `/apis/${GROUP}/${VERSION}/${PLURAL_POLICY}`,
+    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_POLICY }),
+    log,
+  );
+  const stops: Array<() => Promise<void>> = [];
+  let webhookReady = () => !cfg.webhook;
+
+  if (cfg.webhook) {
+    const namespaces = resilient<KubernetesObject>(kc, '/api/v1/namespaces', () => core.listNamespace(), log);
+    await Promise.all([policies.start(), namespaces.start()]);
+    const source = new CachedPolicySource({ policies, namespaces: namespaces as unknown as CachedInformer<NamespaceLike> });
+    webhookReady = () => policies.synced() && namespaces.synced();
+    stops.push(await startWebhook(cfg, { client, log, metrics, source, ready: webhookReady }));
+    stops.push(() => namespaces.stop());
+  }
+
+  if (cfg.controller) {
+    const nodes = resilient<KubernetesObject>(kc, '/api/v1/nodes', () => core.listNode(), log);
+    const emuvNodes = resilient<KubernetesObject>(
+      kc,
+      `/apis/${GROUP}/${VERSION}/${PLURAL_NODE}`,
+      () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE }),
+      log,
+    );
+    const events = new ApiEventRecorder({ api: client, clock: systemClock, instance: cfg.identity, log });
+    stops.push(() => events.flush());
+    const reconciler = new Reconciler({
+      caches: {
+        policies,
+        nodes: nodes as unknown as CachedInformer<KubeNode>,
+        emuvNodes: emuvNodes as unknown as CachedInformer<EmuvNode>,
+      },
+      api: client,
+      clock: systemClock,
+      events,
+      log: log.child({ part: 'reconcile' }),
+    });
+    const controller = new Controller({
+      reconciler,
+      queue: new WorkQueue({ clock: systemClock }),
+      informers: { policies, nodes, emuvNodes },
+      startedInformers: new Set(cfg.webhook ? [policies] : []),
+      clock: systemClock,
+      log: log.child({ part: 'controller' }),
+      metrics,
+      workers: cfg.workers,
+    });
+    const lead = () => {
+      metrics.leader.set(1);
+      controller.start().catch((err: unknown) => {
+        log.error('controller failed to start', errFields(err));
+        process.exit(1);
+      });
+    };
+    if (cfg.leaderElect) {
+      const elector = new LeaderElector({
+        api: client,
+        clock: systemClock,
+        config: { namespace: cfg.namespace, name: cfg.leaseName, identity: cfg.identity },
+        log: log.child({ part: 'leader' }),
+      });
+      elector.run({
+        onStartedLeading: lead,
+        // Exit rather than try to wind down: a restarted process campaigns again with fresh caches.
+        onStoppedLeading: () => {
+          metrics.leader.set(0);
+          log.error('leadership lost; exiting', { identity: cfg.identity });
+          process.exit(1);
+        },
+      });
+      stops.push(async () => elector.stop());
+    } else {
+      lead();
+    }
+    stops.push(() => controller.stop());
+  }
+  // With the webhook on, the policy informer is shared and stopped here (last); otherwise the controller owns it.
+  if (cfg.webhook) stops.unshift(() => policies.stop());
+
+  if (cfg.metricsPort > 0) {
+    const http = await startHttpServer({ host: '0.0.0.0', port: cfg.metricsPort, registry, ready: webhookReady });
+    stops.push(http.close);
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    const timeout = setTimeout(() => process.exit(1), 10_000);
+    timeout.unref();
+    (async () => {
+      for (const stop of stops.reverse()) {
+        await stop().catch((err: unknown) => log.warn('stop failed', errFields(err)));
+      }
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`emuv-operator: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
