@@ -24,6 +24,12 @@ export const ENV = {
   statsFile: 'EMUV_STATS_FILE',
   /** `error`, `warn` (default), `info` or `debug`. */
   logLevel: 'EMUV_LOG_LEVEL',
+  /** Tuning, normally unset: VRAM kept for allocations below the large threshold (default max(1Gi, 15 % of the share), at most half). */
+  headroom: 'EMUV_HEADROOM',
+  /** Tuning, normally unset: allocations of at least this size may be split VRAM|host (default 64Mi). */
+  largeThreshold: 'EMUV_LARGE_THRESHOLD',
+  /** Tuning, normally unset: deny-once before spilling, `auto` (default: on when PyTorch is loaded), `on` or `off`. */
+  oomRetry: 'EMUV_OOM_RETRY',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsFormatError } from './stats-reader.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -11,6 +11,10 @@ const Mi = 1n << 20n;
 const Gi = 1n << 30n;
 
 const golden = (): Buffer => readFileSync(GOLDEN);
+const TMP = mkdtempSync(join(tmpdir(), 'emuv-stats-test-'));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
+let tmpCount = 0;
+const tmpFile = (): string => join(TMP, `stats-${tmpCount++}.bin`);
 
 describe('stats file v1: golden file written by the C tests (native/tests/test_golden.c)', () => {
   it('decodes header, per-device config and container totals', () => {
@@ -68,7 +72,7 @@ describe('stats file v1: golden file written by the C tests (native/tests/test_g
 
   it('the C writer regenerates the committed golden file byte for byte', () => {
     execFileSync('make', ['-s', '-C', join(ROOT, 'native'), 'golden-tool'], { stdio: 'pipe' });
-    const out = join(mkdtempSync(join(tmpdir(), 'emuv-golden-')), 'golden-v1.bin');
+    const out = tmpFile();
     execFileSync(join(ROOT, 'native', 'build', 'tests', 'test_golden'), [out]);
     expect(Buffer.compare(readFileSync(out), golden())).toBe(0);
   });
@@ -123,14 +127,14 @@ describe('stats file v1: seqlock', () => {
   it('readStatsFile gives up after maxAttempts on a slot that stays busy, and says so', () => {
     const b = Buffer.from(golden());
     slotSeq(b, 0, 1n);
-    const path = join(mkdtempSync(join(tmpdir(), 'emuv-stats-')), 'stats.bin');
+    const path = tmpFile();
     writeFileSync(path, b);
     const s = readStatsFile(path, { maxAttempts: 3 });
     expect(s.consistent).toBe(false);
     expect(s.processes[0]!.consistent).toBe(false);
   });
   it('readStatsFile rejects a file that is not a stats file', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'emuv-stats-')), 'stats.bin');
+    const path = tmpFile();
     writeFileSync(path, 'hello');
     expect(() => readStatsFile(path)).toThrow(StatsFormatError);
   });

@@ -218,29 +218,43 @@ export interface ReadOptions {
  * raw bytes so a quiet file costs one parse, not two.
  */
 function quietBetween(a: Buffer, b: Buffer): boolean {
-  if (b.length !== a.length || a.compare(b, 32, 40, 32, 40) !== 0 || a.compare(b, 512, 1024, 512, 1024) !== 0) return false;
+  if (b.length < STATS_V1.hdrSize || a.compare(b, 32, 40, 32, 40) !== 0 || a.compare(b, 512, 1024, 512, 1024) !== 0) return false;
   const slots = Math.min(a.readUInt32LE(16), STATS_V1.maxSlots);
   for (let i = 0; i < slots; i++) {
     const s = STATS_V1.hdrSize + i * STATS_V1.slotSize;
     if (s + STATS_V1.slotSize > a.length) return false;
     if (a.readUInt32LE(s) !== STATS_V1.slotLive) continue;
+    if (s + STATS_V1.slotSize > b.length) return false;
     if ((a.readUInt32LE(s + 16) & 0xffff) !== 0 || a.compare(b, s + 16, s + 24, s + 16, s + 24) !== 0) return false;
   }
   return true;
 }
 
-/** Reads a stats file with the seqlock protocol; returns the last result (consistent: false) if writers never paused. */
+/** Bytes a later copy must cover to validate `a`: the header and every slot up to the last live one. */
+function coveredLength(a: Buffer): number {
+  const slots = Math.min(a.readUInt32LE(16), STATS_V1.maxSlots);
+  let last = -1;
+  for (let i = 0; i < slots; i++) if (a.readUInt32LE(STATS_V1.hdrSize + i * STATS_V1.slotSize) === STATS_V1.slotLive) last = i;
+  return STATS_V1.hdrSize + (last + 1) * STATS_V1.slotSize;
+}
+
+/**
+ * Reads a stats file with the seqlock protocol: one full copy, then a copy of the header and the slots up
+ * to the last live one, compared with the first; on disagreement the newer full copy becomes the
+ * candidate. Returns the last result (consistent: false) if writers never paused within maxAttempts.
+ */
 export function readStatsFile(path: string, opts: ReadOptions = {}): StatsSnapshot {
   const attempts = Math.max(2, opts.maxAttempts ?? 16);
   const fd = openSync(path, 'r');
   try {
     const bufs = [Buffer.allocUnsafe(STATS_V1.fileSize), Buffer.allocUnsafe(STATS_V1.fileSize)];
-    const copy = (b: Buffer): Buffer => b.subarray(0, readSync(fd, b, 0, b.length, 0));
-    let prev = copy(bufs[0]!);
+    const copy = (b: Buffer, len: number): Buffer => b.subarray(0, readSync(fd, b, 0, len, 0));
+    let prev = copy(bufs[0]!, STATS_V1.fileSize);
     if (prev.length < STATS_V1.fileSize) return parseStats(prev); // throws the format error
     for (let i = 1; i < attempts; i++) {
-      const next = copy(bufs[i % 2]!);
-      if (quietBetween(prev, next)) return parseStats(prev);
+      const check = copy(bufs[i % 2]!, coveredLength(prev));
+      if (quietBetween(prev, check)) return parseStats(prev);
+      const next = copy(bufs[i % 2]!, STATS_V1.fileSize);
       if (i === attempts - 1) return mergeCopies(parseStats(prev), parseStats(next));
       prev = next;
     }
