@@ -23,13 +23,13 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const HOST = 'emuv-webhook.emuv-system.svc';
 
 const now = Date.now();
-const ca = issueCertificate({
+const ca = await issueCertificate({
   commonName: 'bench-ca',
   notBefore: new Date(now - 60_000),
   notAfter: new Date(now + 86_400_000),
   isCa: true,
 });
-const tls = issueCertificate({
+const tls = await issueCertificate({
   commonName: HOST,
   altNames: [HOST],
   notBefore: new Date(now - 60_000),

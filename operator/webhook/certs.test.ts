@@ -116,10 +116,10 @@ describe('CertManager', () => {
   });
 });
 
-describe('loadProvidedCertificate', () => {
+describe('loadProvidedCertificate', async () => {
   const now = Date.now();
-  const ca = issueCertificate({ commonName: 'ca', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY), isCa: true });
-  const leaf = issueCertificate({
+  const ca = await issueCertificate({ commonName: 'ca', notBefore: new Date(now - DAY), notAfter: new Date(now + DAY), isCa: true });
+  const leaf = await issueCertificate({
     commonName: 'x',
     notBefore: new Date(now - DAY),
     notAfter: new Date(now + DAY),

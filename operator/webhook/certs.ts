@@ -99,7 +99,7 @@ export class CertManager {
     for (let attempt = 0; attempt < 3; attempt++) {
       const { namespace, secretName } = this.cfg;
       const existing = await this.api.getSecret(namespace, secretName);
-      const next = this.desiredData(existing?.data);
+      const next = await this.desiredData(existing?.data);
       if (existing && !next.changed) return next.serving;
       const secret: Secret = {
         metadata: {
@@ -126,12 +126,12 @@ export class CertManager {
   }
 
   /** Pure decision over the Secret's data: keep, reissue the serving cert, or rotate the CA. */
-  desiredData(data: Record<string, string> | undefined): {
+  async desiredData(data: Record<string, string> | undefined): Promise<{
     changed: boolean;
     reason: string;
     data: Record<string, string>;
     serving: ServingCertificate;
-  } {
+  }> {
     const now = this.clock.now();
     const caPem = unb64(data?.['ca.crt']);
     const caKeyPem = unb64(data?.['ca.key']);
@@ -147,12 +147,12 @@ export class CertManager {
     let previous = tryCert(prevPem) && Date.parse(new X509Certificate(prevPem!).validTo) > now ? prevPem : undefined;
     if (!caPair) {
       reason = data ? 'CA missing or unreadable' : 'created';
-      caPair = this.issueCa(now);
+      caPair = await this.issueCa(now);
       previous = undefined;
     } else if (Date.parse(ca!.validTo) - now < this.cfg.caRenewBeforeDays * DAY) {
       reason = 'CA expires soon';
       previous = caPair.certPem;
-      caPair = this.issueCa(now);
+      caPair = await this.issueCa(now);
     }
     const caCert = new X509Certificate(caPair.certPem);
     let servingPair: KeyPairPem | undefined = tls && tlsKeyPem ? { certPem: tlsPem!, keyPem: tlsKeyPem } : undefined;
@@ -166,7 +166,7 @@ export class CertManager {
       dnsNames.every((n) => tls.checkHost(n, { wildcards: false }) === n);
     if (!servingOk || reason) {
       if (!reason) reason = 'serving certificate expires soon, names changed or issuer changed';
-      servingPair = issueCertificate({
+      servingPair = await issueCertificate({
         commonName: dnsNames[0]!,
         altNames: dnsNames,
         notBefore: new Date(now - 5 * 60_000),
@@ -191,7 +191,7 @@ export class CertManager {
     };
   }
 
-  private issueCa(now: number): KeyPairPem {
+  private issueCa(now: number): Promise<KeyPairPem> {
     return issueCertificate({
       commonName: `${this.cfg.serviceName}-ca`,
       notBefore: new Date(now - 5 * 60_000),

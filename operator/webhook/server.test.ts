@@ -10,7 +10,12 @@ import { WebhookServer, MAX_BODY_BYTES } from './server.ts';
 import { issueCertificate } from './x509.ts';
 
 const now = Date.now();
-const ca = issueCertificate({ commonName: 'ca', notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000), isCa: true });
+const ca = await issueCertificate({
+  commonName: 'ca',
+  notBefore: new Date(now - 60_000),
+  notAfter: new Date(now + 86_400_000),
+  isCa: true,
+});
 const leaf = () =>
   issueCertificate({
     commonName: 'emuv-webhook.emuv-system.svc',
@@ -65,7 +70,7 @@ afterEach(async () => {
 
 async function start(handle?: (b: Buffer) => HandlerResult, ready = () => true) {
   const observed: string[] = [];
-  const tls = leaf();
+  const tls = await leaf();
   server = new WebhookServer({
     tls,
     ready,
@@ -123,7 +128,7 @@ describe('WebhookServer', () => {
   it('hot-swaps the certificate for new connections', async () => {
     const { addr, tls } = await start();
     const before = await call(addr, 'GET', '/healthz');
-    const next = leaf();
+    const next = await leaf();
     server!.updateCertificate(next);
     const after = await call(addr, 'GET', '/healthz');
     expect(after.status).toBe(200);

@@ -9,9 +9,9 @@ import { issueCertificate } from './x509.ts';
 const now = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
 const later = (days: number) => new Date(now.getTime() + days * 86_400_000);
 
-describe('issueCertificate', () => {
-  const ca = issueCertificate({ commonName: 'emuv-webhook-ca', notBefore: now, notAfter: later(3650), isCa: true });
-  const leaf = issueCertificate({
+describe('issueCertificate', async () => {
+  const ca = await issueCertificate({ commonName: 'emuv-webhook-ca', notBefore: now, notAfter: later(3650), isCa: true });
+  const leaf = await issueCertificate({
     commonName: 'emuv-webhook.emuv-system.svc',
     notBefore: now,
     notAfter: later(365),
@@ -40,9 +40,9 @@ describe('issueCertificate', () => {
     expect(c.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
   });
 
-  it('uses GeneralizedTime after 2049', () => {
+  it('uses GeneralizedTime after 2049', async () => {
     const c = new X509Certificate(
-      issueCertificate({ commonName: 'x', notBefore: now, notAfter: new Date('2051-01-02T03:04:05Z'), isCa: true }).certPem,
+      (await issueCertificate({ commonName: 'x', notBefore: now, notAfter: new Date('2051-01-02T03:04:05Z'), isCa: true })).certPem,
     );
     expect(new Date(c.validTo).toISOString()).toBe('2051-01-02T03:04:05.000Z');
   });
@@ -64,7 +64,7 @@ describe('issueCertificate', () => {
     try {
       expect(await get('emuv-webhook.emuv-system.svc', ca.certPem)).toBe('ok');
       await expect(get('wrong.name', ca.certPem)).rejects.toThrow(/altnames|Hostname/i);
-      const otherCa = issueCertificate({ commonName: 'other', notBefore: now, notAfter: later(10), isCa: true });
+      const otherCa = await issueCertificate({ commonName: 'other', notBefore: now, notAfter: later(10), isCa: true });
       await expect(get('emuv-webhook.emuv-system.svc', otherCa.certPem)).rejects.toThrow(/certificate/i);
     } finally {
       server.close();

@@ -1,69 +1,30 @@
 /**
- * Minimal X.509 v3 issuance with node:crypto: ECDSA P-256 keys, SHA-256 signatures, DER written by hand.
- * Node can parse and verify certificates (X509Certificate) but cannot issue them; this is the small,
- * fixed subset a webhook needs: a self-signed CA and serving certificates with DNS/IP SANs.
+ * X.509 v3 issuance on @peculiar/x509 and WebCrypto: ECDSA P-256 keys, SHA-256 signatures. Node can parse
+ * and verify certificates (X509Certificate) but cannot issue them; this is the small, fixed subset a
+ * webhook needs: a self-signed CA and serving certificates with DNS/IP SANs.
  * Every certificate produced is checked by the tests with X509Certificate and a real TLS handshake.
  */
-import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
+// @peculiar/x509 resolves its internals through tsyringe, which needs the Reflect metadata API; the
+// polyfill must be evaluated before the library is (ES modules evaluate imports in order).
+import 'reflect-metadata';
+import {
+  AuthorityKeyIdentifierExtension,
+  BasicConstraintsExtension,
+  ExtendedKeyUsage,
+  ExtendedKeyUsageExtension,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  Name,
+  PemConverter,
+  SubjectAlternativeNameExtension,
+  SubjectKeyIdentifierExtension,
+  X509CertificateGenerator,
+  X509Certificate as PeculiarCertificate,
+} from '@peculiar/x509';
+import type { Extension, JsonGeneralName } from '@peculiar/x509';
+import { webcrypto } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-
-const tlv = (tag: number, content: Buffer): Buffer => Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
-
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-const seq = (...items: Buffer[]) => tlv(0x30, Buffer.concat(items));
-const set = (...items: Buffer[]) => tlv(0x31, Buffer.concat(items));
-const octets = (b: Buffer) => tlv(0x04, b);
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0x00]));
-const explicit = (n: number, inner: Buffer) => tlv(0xa0 | n, inner);
-
-function integer(bytes: Buffer): Buffer {
-  let i = 0;
-  while (i < bytes.length - 1 && bytes[i] === 0) i++;
-  let b = bytes.subarray(i);
-  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-  return tlv(0x02, b);
-}
-
-function oid(dotted: string): Buffer {
-  const parts = dotted.split('.').map(Number);
-  const out = [40 * parts[0]! + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const chunk: number[] = [p & 0x7f];
-    for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift(0x80 | (v & 0x7f));
-    out.push(...chunk);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
-
-function bitString(bytes: Buffer, unusedBits = 0): Buffer {
-  return tlv(0x03, Buffer.concat([Buffer.from([unusedBits]), bytes]));
-}
-
-function time(d: Date): Buffer {
-  const iso = d.toISOString();
-  const compact = iso.slice(0, 19).replace(/[-:T]/g, '') + 'Z';
-  // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(compact.slice(2), 'ascii')) : tlv(0x18, Buffer.from(compact, 'ascii'));
-}
-
-const name = (cn: string) => seq(set(seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from(cn, 'utf8')))));
-
-const ECDSA_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
-}
-
-function keyId(spki: Buffer): Buffer {
-  return createHash('sha1').update(spki).digest();
-}
 
 export interface KeyPairPem {
   certPem: string;
@@ -81,62 +42,73 @@ export interface IssueOptions {
   issuer?: KeyPairPem;
 }
 
-function toPem(label: string, der: Buffer): string {
-  const b64 = der
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n')
-    .replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' };
+const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' };
+
+// One UTF8String CN, as RFC 5280 asks of new certificates (a plain string would become PrintableString).
+const nameOf = (cn: string) => new Name([{ CN: [{ utf8String: cn }] }]);
+
+// PEM blocks end with a newline, so bundles can be made by concatenation.
+const pem = (der: ArrayBuffer, label: string) => `${PemConverter.encode(der, label)}\n`;
+
+function generalName(n: string): JsonGeneralName {
+  switch (isIP(n)) {
+    case 4:
+      return { type: 'ip', value: n };
+    case 6:
+      // WHATWG URL host parsing canonicalizes any IPv6 spelling (e.g. "::ffff:1.2.3.4") to hex groups.
+      return { type: 'ip', value: new URL(`http://[${n}]/`).hostname.slice(1, -1) };
+    default:
+      return { type: 'dns', value: n };
+  }
 }
 
 /** Issues a certificate with a fresh P-256 key. */
-export function issueCertificate(opts: IssueOptions): KeyPairPem {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  let signer: KeyObject = privateKey;
-  let issuerName = name(opts.commonName);
-  let authorityKeyId = keyId(spki);
-  if (opts.issuer) {
-    const issuerCert = new X509Certificate(opts.issuer.certPem);
-    signer = createPrivateKey(opts.issuer.keyPem);
-    issuerName = name(commonNameOf(issuerCert));
-    authorityKeyId = keyId(issuerCert.publicKey.export({ type: 'spki', format: 'der' }));
-  }
-  const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
-  const exts: Buffer[] = [
-    extension('2.5.29.19', true, opts.isCa ? seq(bool(true)) : seq()),
-    // keyUsage: CA digitalSignature|keyCertSign|cRLSign (0x86, 1 unused bit); leaf digitalSignature (0x80, 7).
-    extension('2.5.29.15', true, opts.isCa ? bitString(Buffer.from([0x86]), 1) : bitString(Buffer.from([0x80]), 7)),
-    extension('2.5.29.14', false, octets(keyId(spki))),
-    extension('2.5.29.35', false, seq(tlv(0x80, authorityKeyId))),
-  ];
-  if (!opts.isCa) exts.push(extension('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))));
-  if (opts.altNames && opts.altNames.length > 0) {
-    const names = opts.altNames.map((n) => {
-      const v = isIP(n);
-      if (v === 4) return tlv(0x87, Buffer.from(n.split('.').map(Number)));
-      if (v === 6) throw new Error(`failed to issue certificate: IPv6 SANs are not supported (${n})`);
-      return tlv(0x82, Buffer.from(n, 'ascii'));
+export async function issueCertificate(opts: IssueOptions): Promise<KeyPairPem> {
+  try {
+    const keys = await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
+    const subjectKeyId = await SubjectKeyIdentifierExtension.create(keys.publicKey);
+    const subject = nameOf(opts.commonName);
+    let issuerName = subject;
+    let signingKey = keys.privateKey;
+    let authorityKeyId = subjectKeyId.keyId;
+    if (opts.issuer) {
+      const issuerCert = new PeculiarCertificate(opts.issuer.certPem);
+      issuerName = issuerCert.subjectName;
+      signingKey = await webcrypto.subtle.importKey('pkcs8', PemConverter.decodeFirst(opts.issuer.keyPem), KEY_ALGORITHM, false, ['sign']);
+      // RFC 5280 4.2.1.1: the issuer's own subjectKeyIdentifier, else one derived from its public key.
+      const issuerKeyId = issuerCert.getExtension(SubjectKeyIdentifierExtension);
+      authorityKeyId = issuerKeyId ? issuerKeyId.keyId : (await SubjectKeyIdentifierExtension.create(issuerCert.publicKey)).keyId;
+    }
+    const extensions: Extension[] = [
+      new BasicConstraintsExtension(opts.isCa, undefined, true),
+      new KeyUsagesExtension(
+        opts.isCa ? KeyUsageFlags.digitalSignature | KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign : KeyUsageFlags.digitalSignature,
+        true,
+      ),
+      subjectKeyId,
+      new AuthorityKeyIdentifierExtension(authorityKeyId),
+    ];
+    if (!opts.isCa) extensions.push(new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth]));
+    if (opts.altNames && opts.altNames.length > 0) extensions.push(new SubjectAlternativeNameExtension(opts.altNames.map(generalName)));
+    // No serialNumber: the library draws 16 random bytes and encodes them as a positive INTEGER.
+    const cert = await X509CertificateGenerator.create({
+      subject,
+      issuer: issuerName,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      publicKey: keys.publicKey,
+      signingKey,
+      signingAlgorithm: SIGNING_ALGORITHM,
+      extensions,
     });
-    exts.push(extension('2.5.29.17', false, seq(...names)));
+    return {
+      certPem: pem(cert.rawData, 'CERTIFICATE'),
+      keyPem: pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
+    };
+  } catch (err) {
+    throw new Error(`failed to issue certificate for ${opts.commonName}`, { cause: err });
   }
-  const tbs = seq(
-    explicit(0, integer(Buffer.from([2]))),
-    integer(serial),
-    ECDSA_SHA256,
-    issuerName,
-    seq(time(opts.notBefore), time(opts.notAfter)),
-    name(opts.commonName),
-    spki,
-    explicit(3, seq(...exts)),
-  );
-  const signature = sign('sha256', tbs, signer);
-  const cert = seq(tbs, ECDSA_SHA256, bitString(signature));
-  return {
-    certPem: toPem('CERTIFICATE', cert),
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-  };
 }
 
 export function commonNameOf(cert: X509Certificate): string {
