@@ -123,10 +123,7 @@ async function main() {
   const api = new FakeApiServer('bench-node');
   await api.start();
   const kubeconfig = join(tmp.path, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "http://127.0.0.1:${api.port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: fake, user: u}}]\ncurrent-context: c\n`,
-  );
+  api.writeKubeconfig(kubeconfig);
   const modes = {
     nodeStatusOff: ['--node-status=off'],
     nodeStatusOn: ['--node-status=on', '--node-name=bench-node', `--kubeconfig=${kubeconfig}`],

@@ -53,12 +53,15 @@ async function plugin(argv: string[]): Promise<number> {
   const logger = createLogger({ level: cfg.logLevel, component: 'agent' });
   const nvml = loadNvml(cfg, (reason) => logger.info('nvml unavailable', { reason }));
   let nodeApi;
+  let emuvNodeApi;
   if (cfg.nodeStatus) {
     // Loaded only when needed: the Kubernetes client is most of the agent's memory.
-    const { createNodeApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
-    nodeApi = createNodeApi(loadKubeConfig(cfg.kubeconfig));
+    const { createEmuvNodeApi, createNodeApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
+    const kc = loadKubeConfig(cfg.kubeconfig);
+    nodeApi = createNodeApi(kc);
+    emuvNodeApi = createEmuvNodeApi(kc);
   }
-  const agent = await startAgent(cfg, { logger, nvml, nodeApi });
+  const agent = await startAgent(cfg, { logger, nvml, nodeApi, emuvNodeApi });
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       logger.info('stopping', { signal });

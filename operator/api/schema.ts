@@ -7,16 +7,25 @@
  * CEL rules are listed here with their messages; `validate.ts` implements each one by its `id`.
  */
 
-export const GROUP = 'emuv.io';
-export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
+import {
+  API_VERSION,
+  GROUP,
+  KIND_NODE,
+  KIND_POLICY,
+  MAX_SLOTS_PER_GPU,
+  MAX_SPILL_PERCENT,
+  PLURAL_NODE,
+  PLURAL_POLICY,
+  SPILL_BACKEND_VALUES,
+  VERSION,
+  VRAM_MODE_VALUES,
+} from '../../common/contracts/emuv-node.ts';
+
+// The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
+export { API_VERSION, GROUP, KIND_NODE, KIND_POLICY, MAX_SLOTS_PER_GPU, MAX_SPILL_PERCENT, PLURAL_NODE, PLURAL_POLICY, SPILL_BACKEND_VALUES, VERSION, VRAM_MODE_VALUES };
 /** Bumped when the shape of v1alpha1 changes incompatibly (CRDs carry it as an annotation). */
 export const SCHEMA_REVISION = 1;
 
-export const KIND_POLICY = 'EmuvPolicy';
-export const KIND_NODE = 'EmuvNode';
-export const PLURAL_POLICY = 'emuvpolicies';
-export const PLURAL_NODE = 'emuvnodes';
 
 /** A subset of OpenAPI v3 as structural CRD schemas use it. */
 export interface Schema {
@@ -56,12 +65,7 @@ export interface CelRule {
 export const SIZE_PATTERN = '^(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?$';
 /** `Auto`, a size, or a percentage of node memory. */
 export const SIZE_OR_PERCENT_PATTERN = '^(Auto|(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?|(0|[1-9][0-9]?|100)%)$';
-export const MAX_SPILL_PERCENT = 90;
-/** Same bound as the agent (plugin/inventory/capacity.ts MAX_SLOTS_PER_GPU). */
-export const MAX_SLOTS_PER_GPU = 128;
 
-export const VRAM_MODE_VALUES = ['Fill', 'Fixed'] as const;
-export const SPILL_BACKEND_VALUES = ['Auto', 'Pinned', 'Managed'] as const;
 export const POD_MEMORY_MODE_VALUES = ['Request', 'None'] as const;
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
 

@@ -1,8 +1,8 @@
 /** TypeScript shapes of `emuv.io/v1alpha1`; the schemas in `schema.ts` are authoritative. */
-import type { POD_MEMORY_MODE_VALUES, SELECTOR_OPERATORS, SPILL_BACKEND_VALUES, VRAM_MODE_VALUES } from './schema.ts';
+import type { POD_MEMORY_MODE_VALUES, SELECTOR_OPERATORS } from './schema.ts';
+import type { NodeConfig, SpillBackend, VramModeName } from '../../common/contracts/emuv-node.ts';
 
-export type VramModeName = (typeof VRAM_MODE_VALUES)[number];
-export type SpillBackend = (typeof SPILL_BACKEND_VALUES)[number];
+export type { NodeConfig, SpillBackend, VramModeName };
 export type PodMemoryMode = (typeof POD_MEMORY_MODE_VALUES)[number];
 export type SelectorOperator = (typeof SELECTOR_OPERATORS)[number];
 
@@ -45,15 +45,6 @@ export interface Condition {
   lastTransitionTime: string;
   reason: string;
   message: string;
-}
-
-/** What the agent applies on a node (shared by policy and node specs). */
-export interface NodeConfig {
-  hostSpillBudget: string;
-  vramReservePerGpu: string;
-  slotsPerGpu: number;
-  vramMode: VramModeName;
-  spillBackend: SpillBackend;
 }
 
 export interface PodMemoryReservation {

@@ -27,6 +27,7 @@ import { ownersByAllocId } from '../usage/owners.ts';
 import { podResourcesClient } from '../usage/pod-resources.ts';
 import { buildStatus, type StatusDocument } from '../usage/status.ts';
 import { installInterposer } from './interposer-install.ts';
+import { applyNodeConfig, EmuvNodeSync, emuvNodeStatus, type EmuvNodeApi } from './emuv-node.ts';
 import { desiredFromInventory, NodeStatusPublisher, type NodeApi } from './node-status.ts';
 
 export interface AgentDeps {
@@ -35,6 +36,8 @@ export interface AgentDeps {
   nvml: Nvml | null;
   /** Required when config.nodeStatus is on. */
   nodeApi?: NodeApi;
+  /** This node's EmuvNode (spec applied live, status written); optional even with node status on. */
+  emuvNodeApi?: EmuvNodeApi;
   /** Health poll interval. When unspecified, 500 ms (changes reach ListAndWatch within 1 s). */
   healthPollMs?: number;
   nodeStatusResyncMs?: number;
@@ -82,17 +85,17 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       log.info('gpu offered', { gpu: g.pci.address, name: g.name, uuid: g.uuid, vramBytes: g.vramBytes, numa: g.pci.numaNode });
     else log.warn('gpu not offered', { gpu: g.pci.address, reason: g.reason });
   }
+  const capacityMetrics = (inv: ReturnType<typeof buildInventory>) => {
+    metrics.gpus.set({ offered: 'true' }, inv.gpus.length);
+    metrics.gpus.set({ offered: 'false' }, discovery.gpus.length - inv.gpus.length);
+    metrics.vramVirtualBytes.set(inv.vramVirtualBytes);
+    metrics.hostBudgetBytes.set(inv.hostBudgetBytes);
+    metrics.gpuVramBytes.reset();
+    for (const g of inv.gpus) metrics.gpuVramBytes.set({ gpu: g.address }, g.vramBytes);
+    log.info('capacity', { vramVirtualBytes: inv.vramVirtualBytes, vgpu: inv.vgpuCount, hostBudgetBytes: inv.hostBudgetBytes });
+  };
   const inventory = buildInventory(discovery, config.capacity);
-  metrics.gpus.set({ offered: 'true' }, inventory.gpus.length);
-  metrics.gpus.set({ offered: 'false' }, discovery.gpus.length - inventory.gpus.length);
-  metrics.vramVirtualBytes.set(inventory.vramVirtualBytes);
-  metrics.hostBudgetBytes.set(inventory.hostBudgetBytes);
-  for (const g of inventory.gpus) metrics.gpuVramBytes.set({ gpu: g.address }, g.vramBytes);
-  log.info('capacity', {
-    vramVirtualBytes: inventory.vramVirtualBytes,
-    vgpu: inventory.vgpuCount,
-    hostBudgetBytes: inventory.hostBudgetBytes,
-  });
+  capacityMetrics(inventory);
 
   const installed = installInterposer({
     sourceDir: config.interposerSource ?? defaultInterposerSource(),
@@ -112,6 +115,30 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
   updateHealth();
   const healthTimer = setInterval(updateHealth, deps.healthPollMs ?? 500);
   healthTimer.unref();
+
+  let publisher: NodeStatusPublisher | null = null;
+  // EmuvNode.spec (from the operator's policies) laid over the flags, applied live.
+  let emuvNodeSync: EmuvNodeSync | null = null;
+  if (config.nodeStatus && deps.emuvNodeApi) {
+    emuvNodeSync = new EmuvNodeSync({
+      nodeName: config.nodeName,
+      api: deps.emuvNodeApi,
+      logger: log.child({ module: 'emuv-node' }),
+      resyncMs: deps.nodeStatusResyncMs ?? 5000,
+      onConfig: (spec) => {
+        const next = buildInventory(discovery, spec ? applyNodeConfig(config.capacity, spec) : config.capacity);
+        state.setInventory(next);
+        capacityMetrics(next);
+        // Before the publisher exists (the first pass), it publishes state.inventory when it starts.
+        void publisher?.publish(desiredFromInventory(next));
+      },
+      status: (generation, specError, previous) =>
+        emuvNodeStatus({ discovery, inventory: state.inventory, usage: latest, generation, specError, previous, now: new Date() }),
+    });
+    // Read before the device plugin registers, so the kubelet's first device list already follows it.
+    await emuvNodeSync.reconcile();
+    emuvNodeSync.start();
+  }
 
   const environment = (): AllocateEnvironment => ({
     existingDevNodes: existingDevNodes(config.devRoot),
@@ -173,7 +200,6 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
   );
   usageTimer.unref();
 
-  let publisher: NodeStatusPublisher | null = null;
   if (config.nodeStatus) {
     if (!deps.nodeApi) throw new Error('node status is on but no Kubernetes API was given');
     publisher = new NodeStatusPublisher({
@@ -184,7 +210,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       onPatched: () => metrics.nodeStatusPatches.inc(),
       onError: () => metrics.nodeStatusErrors.inc(),
     });
-    await publisher.publish(desiredFromInventory(inventory));
+    await publisher.publish(desiredFromInventory(state.inventory));
     publisher.start();
   }
 
@@ -213,6 +239,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     stop: async () => {
       clearInterval(healthTimer);
       clearInterval(usageTimer);
+      emuvNodeSync?.stop();
       podResources?.close();
       publisher?.stop();
       await lifecycle.stop();

@@ -2,7 +2,9 @@
  * NodeApi over @kubernetes/client-node. Imported lazily by main.ts only when node status is on:
  * the client library alone costs ~60 MiB of RSS, which a standalone device plugin should not pay.
  */
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { GROUP, PLURAL_NODE, VERSION } from '../../common/contracts/emuv-node.ts';
+import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
 import type { JsonPatchOp, NodeApi, NodeView } from './node-status.ts';
 
 /** In-cluster configuration when kubeconfigPath is null, else that file. */
@@ -23,6 +25,27 @@ export function createNodeApi(kc: KubeConfig): NodeApi {
     },
     patchNode: async (name, ops: JsonPatchOp[]) => {
       await core.patchNode({ name, body: ops }, jsonPatch);
+    },
+  };
+}
+
+export function createEmuvNodeApi(kc: KubeConfig): EmuvNodeApi {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  return {
+    get: async (name) => {
+      try {
+        return (await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name })) as EmuvNodeView;
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return null;
+        throw err;
+      }
+    },
+    patchStatus: async (name, status) => {
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL_NODE, name, body: { status } },
+        mergePatch,
+      );
     },
   };
 }

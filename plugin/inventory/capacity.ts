@@ -6,6 +6,7 @@
  *   emuv.io/vgpu              = slots per GPU x offered GPUs
  * All sizes are bytes as JS numbers (exact up to 8 PiB).
  */
+import { MAX_SLOTS_PER_GPU } from '../../common/contracts/emuv-node.ts';
 import type { VramMode } from '../../common/contracts/interposer.ts';
 
 export const MiB = 1024 ** 2;
@@ -36,7 +37,7 @@ export const DEFAULT_CAPACITY_CONFIG: CapacityConfig = {
 export const AUTO_HOST_KEEP_BYTES = 8 * GiB;
 /** VMM mapping granularity: fixed-mode shares are rounded down to it. */
 export const VRAM_GRANULARITY_BYTES = 2 * MiB;
-export const MAX_SLOTS_PER_GPU = 128;
+export { MAX_SLOTS_PER_GPU };
 
 export function usableVram(vramBytes: number, reserveBytes: number): number {
   return Math.max(0, vramBytes - reserveBytes);

@@ -4,6 +4,7 @@
  * applies add/remove operations to one Node, and lets a test change that Node behind the client's
  * back (as a kubelet re-registering the node does). Test code.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { JsonPatchOp, NodeView } from '../../plugin/agent/node-status.ts';
 
@@ -26,6 +27,14 @@ export class FakeApiServer {
     metadata: { name: 'gpu-node-1', labels: { 'kubernetes.io/hostname': 'gpu-node-1' } },
     status: { capacity: { cpu: '8', memory: '32Gi' }, allocatable: { cpu: '8', memory: '31Gi' } },
   };
+  /** This node's EmuvNode, or null when the operator has not created it. */
+  emuvNode: {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; generation: number };
+    spec: Record<string, unknown>;
+    status?: Record<string, unknown>;
+  } | null = null;
   requests: Recorded[] = [];
   failNext = 0;
   server: Server = createServer((req, res) => void this.handle(req, res));
@@ -39,12 +48,16 @@ export class FakeApiServer {
   async handle(req: IncomingMessage, res: ServerResponse) {
     let raw = '';
     for await (const chunk of req) raw += chunk;
-    const body = raw ? (JSON.parse(raw) as JsonPatchOp[]) : null;
+    const body = raw && req.headers['content-type'] === 'application/json-patch+json' ? (JSON.parse(raw) as JsonPatchOp[]) : null;
     const path = req.url ?? '';
     this.requests.push({ method: req.method ?? '', path, contentType: req.headers['content-type'], body });
     if (this.failNext > 0) {
       this.failNext--;
       res.writeHead(503, { 'content-type': 'application/json' }).end('{"kind":"Status","code":503}');
+      return;
+    }
+    if (path.startsWith(`/apis/emuv.io/v1alpha1/emuvnodes/${this.nodeName}`)) {
+      this.handleEmuvNode(req, res, path, raw);
       return;
     }
     if (!path.startsWith(`/api/v1/nodes/${this.nodeName}`)) {
@@ -61,6 +74,23 @@ export class FakeApiServer {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'v1', kind: 'Node', ...this.node }));
   }
 
+  /** GET of the EmuvNode, and merge-patch of its status subresource (what the agent does). */
+  handleEmuvNode(req: IncomingMessage, res: ServerResponse, path: string, raw: string) {
+    if (!this.emuvNode) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404,"reason":"NotFound"}');
+      return;
+    }
+    if (req.method === 'PATCH') {
+      if (!path.endsWith('/status') || req.headers['content-type'] !== 'application/merge-patch+json') {
+        res.writeHead(415).end();
+        return;
+      }
+      const patch = JSON.parse(raw) as { status?: Record<string, unknown> };
+      this.emuvNode.status = { ...this.emuvNode.status, ...patch.status };
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.emuvNode));
+  }
+
   /** A minimal RFC 6902 apply for add/remove on object members, enough to check the publisher's patches. */
   apply(ops: JsonPatchOp[]) {
     for (const op of ops) {
@@ -74,6 +104,15 @@ export class FakeApiServer {
       if (op.op === 'add') target[last] = op.value;
       else if (op.op === 'remove') delete target[last];
     }
+  }
+
+  /** Writes a kubeconfig that points at this server (plain HTTP, no credentials). */
+  writeKubeconfig(path: string): void {
+    writeFileSync(
+      path,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: "http://127.0.0.1:${this.port}", insecure-skip-tls-verify: true}}]\n` +
+        `users: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: fake, user: u}}]\ncurrent-context: c\n`,
+    );
   }
 
   stop() {

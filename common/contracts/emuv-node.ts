@@ -1,0 +1,88 @@
+/**
+ * The EmuvNode contract between the operator (writes spec) and the agent (reads spec, writes status),
+ * `emuv.io/v1alpha1`. Names, enums and bounds live here once; the operator's CRD schema
+ * (operator/api/schema.ts) is built from them, and the agent parses spec with `parseNodeConfig`.
+ */
+import type { VramMode } from './interposer.ts';
+import { parseSize } from './interposer.ts';
+
+export const GROUP = 'emuv.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND_POLICY = 'EmuvPolicy';
+export const KIND_NODE = 'EmuvNode';
+export const PLURAL_POLICY = 'emuvpolicies';
+export const PLURAL_NODE = 'emuvnodes';
+
+/** Slots per GPU: the agent's flag and the CRD accept 1 to this. */
+export const MAX_SLOTS_PER_GPU = 128;
+/** hostSpillBudget as a percentage may be at most this: the node needs RAM for its own pods. */
+export const MAX_SPILL_PERCENT = 90;
+export const VRAM_MODE_VALUES = ['Fill', 'Fixed'] as const;
+export const SPILL_BACKEND_VALUES = ['Auto', 'Pinned', 'Managed'] as const;
+
+export type VramModeName = (typeof VRAM_MODE_VALUES)[number];
+export type SpillBackend = (typeof SPILL_BACKEND_VALUES)[number];
+
+/** The node configuration fields of EmuvNode.spec (and EmuvPolicy.spec), as the API stores them. */
+export interface NodeConfig {
+  hostSpillBudget: string;
+  vramReservePerGpu: string;
+  slotsPerGpu: number;
+  vramMode: VramModeName;
+  spillBackend: SpillBackend;
+}
+
+export type ParsedHostSpill = { kind: 'auto' } | { kind: 'bytes'; bytes: number } | { kind: 'percent'; percent: number };
+
+/** What the agent applies: sizes in bytes, modes in the interposer contract's spelling. */
+export interface AgentNodeConfig {
+  hostSpill: ParsedHostSpill;
+  vramReserveBytes: number;
+  slotsPerGpu: number;
+  vramMode: VramMode;
+  spillBackend: SpillBackend;
+}
+
+function bytes(field: string, text: unknown): number {
+  if (typeof text !== 'string') throw new Error(`${field}: expected a size string, got ${JSON.stringify(text)}`);
+  let v: bigint;
+  try {
+    v = parseSize(text);
+  } catch (err) {
+    throw new Error(`${field}: ${(err as Error).message}`, { cause: err });
+  }
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${field}: ${text} is too large`);
+  return Number(v);
+}
+
+/**
+ * Strict parse of EmuvNode.spec's node configuration (extra fields such as `policy` are the
+ * operator's bookkeeping and ignored). Throws with the field and the reason.
+ */
+export function parseNodeConfig(spec: unknown): AgentNodeConfig {
+  if (typeof spec !== 'object' || spec === null) throw new Error('spec: expected an object');
+  const s = spec as Record<string, unknown>;
+  const spill = s.hostSpillBudget;
+  let hostSpill: ParsedHostSpill;
+  if (spill === 'Auto') hostSpill = { kind: 'auto' };
+  else if (typeof spill === 'string' && /^(0|[1-9][0-9]?|100)%$/.test(spill)) {
+    const percent = Number(spill.slice(0, -1));
+    if (percent > MAX_SPILL_PERCENT) throw new Error(`hostSpillBudget: ${spill} is above ${MAX_SPILL_PERCENT}%`);
+    hostSpill = { kind: 'percent', percent };
+  } else hostSpill = { kind: 'bytes', bytes: bytes('hostSpillBudget', spill) };
+  const slots = s.slotsPerGpu;
+  if (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS_PER_GPU)
+    throw new Error(`slotsPerGpu: expected an integer from 1 to ${MAX_SLOTS_PER_GPU}, got ${JSON.stringify(slots)}`);
+  if (!(VRAM_MODE_VALUES as readonly unknown[]).includes(s.vramMode))
+    throw new Error(`vramMode: expected ${VRAM_MODE_VALUES.join(' or ')}, got ${JSON.stringify(s.vramMode)}`);
+  if (!(SPILL_BACKEND_VALUES as readonly unknown[]).includes(s.spillBackend))
+    throw new Error(`spillBackend: expected ${SPILL_BACKEND_VALUES.join(', ')}, got ${JSON.stringify(s.spillBackend)}`);
+  return {
+    hostSpill,
+    vramReserveBytes: bytes('vramReservePerGpu', s.vramReservePerGpu),
+    slotsPerGpu: slots,
+    vramMode: s.vramMode === 'Fixed' ? 'fixed' : 'fill',
+    spillBackend: s.spillBackend as SpillBackend,
+  };
+}
