@@ -19,6 +19,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* Fixed: the operator's ValidatingAdmissionPolicy names the agent's service account
+     (system:serviceaccount:<namespace>:emuv-agent, operator/names.ts). One emuv per cluster. */}}
 {{- define "emuv.agentName" -}}
-{{- printf "%s-agent" (include "emuv.fullname" .) | trunc 63 | trimSuffix "-" -}}
+emuv-agent
 {{- end -}}
