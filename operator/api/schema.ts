@@ -22,10 +22,21 @@ import {
 } from '../../common/contracts/emuv-node.ts';
 
 // The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
-export { API_VERSION, GROUP, KIND_NODE, KIND_POLICY, MAX_SLOTS_PER_GPU, MAX_SPILL_PERCENT, PLURAL_NODE, PLURAL_POLICY, SPILL_BACKEND_VALUES, VERSION, VRAM_MODE_VALUES };
+export {
+  API_VERSION,
+  GROUP,
+  KIND_NODE,
+  KIND_POLICY,
+  MAX_SLOTS_PER_GPU,
+  MAX_SPILL_PERCENT,
+  PLURAL_NODE,
+  PLURAL_POLICY,
+  SPILL_BACKEND_VALUES,
+  VERSION,
+  VRAM_MODE_VALUES,
+};
 /** Bumped when the shape of v1alpha1 changes incompatibly (CRDs carry it as an annotation). */
 export const SCHEMA_REVISION = 1;
-
 
 /** A subset of OpenAPI v3 as structural CRD schemas use it. */
 export interface Schema {
