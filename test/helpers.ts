@@ -1,14 +1,17 @@
 /** Small helpers shared by tests: temp dirs, fixture copies, polling. */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const NODE_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'nodes');
-/** The Node 24 binary npm installed (the machine's own node may be older). */
-export const NODE_BIN = process.execPath;
+/**
+ * The Node 24 binary npm installed (the `node` dev dependency), whatever node runs the tests: the
+ * machine's own may be older and unable to run TypeScript sources or the Kubernetes client.
+ */
+export const NODE_BIN = existsSync(join(REPO_ROOT, 'node_modules', '.bin', 'node')) ? join(REPO_ROOT, 'node_modules', '.bin', 'node') : process.execPath;
 
 export function tempDir(prefix = 'emuv-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
