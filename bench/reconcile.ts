@@ -4,14 +4,14 @@
  * the in-process fake apiserver (operator/testing/fake-apiserver.ts: list/watch, JSON Patch), so the
  * real client-node informers and HTTP calls are measured, without etcd or admission. Convergence: every
  * EmuvNode exists with its policy's slotsPerGpu and every policy status counts its 50 nodes.
- * Prints the result as JSON. Usage: npm exec -- node operator/testing/reconcile-bench.ts
+ * Writes bench/results/reconcile.json. Usage: npm exec -- node bench/reconcile.ts
  * [BENCH_NODES=1000 BENCH_POLICIES=20 BENCH_WORKERS=2]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeApiServer } from './fake-apiserver.ts';
+import { FakeApiServer } from '../operator/testing/fake-apiserver.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 20);
@@ -78,7 +78,7 @@ const child = spawn(
     '--log-level',
     'warn',
   ],
-  { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'inherit', 'inherit'] },
+  { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const marks: Record<string, number> = {};
 let peakRssMiB = 0;
@@ -117,4 +117,6 @@ const result = {
   operatorPeakRssMiB: Math.round(peakRssMiB),
   note: 'from process start (includes loading @kubernetes/client-node and the initial lists) to convergence; fake apiserver in this process, no etcd, no admission',
 };
+mkdirSync(new URL('results', import.meta.url), { recursive: true });
+writeFileSync(new URL('results/reconcile.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
