@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
 import { FakeApiServer } from '../test/fakes/apiserver.ts';
 import { StandInKubelet } from '../test/fakes/kubelet.ts';
-import { copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
+import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
+import { percentile, summarize } from './lib.ts';
 
 /**
  * V8 flags the agent runs with in production (NODE_OPTIONS in the image): no optimising JIT (the
@@ -33,22 +34,6 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+([0-9]+) kB`, 'm').exec(status)![1]);
   return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function summarize(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  const r = (x: number) => Math.round(x * 1000) / 1000;
-  return {
-    n: s.length,
-    p50Ms: r(percentile(s, 50)),
-    p99Ms: r(percentile(s, 99)),
-    maxMs: r(s.at(-1)!),
-    meanMs: r(s.reduce((a, b) => a + b, 0) / s.length),
-  };
 }
 
 function allocateOnce(client: DevicePluginClient, id: string): Promise<number> {
@@ -71,17 +56,7 @@ function agentArgs(dpDir: string, extra: string[]): string[] {
   return [
     join(REPO_ROOT, 'dist', 'emuv.mjs'),
     'plugin',
-    `--sys-root=${roots.sys}`,
-    `--proc-root=${roots.proc}`,
-    `--dev-root=${roots.dev}`,
-    `--device-plugin-dir=${dpDir}`,
-    `--state-dir=${join(tmp.path, 'state')}`,
-    `--interposer-dir=${join(tmp.path, 'interposer')}`,
-    '--gpu-memory=0000:01:00.0=8Gi',
-    '--nvml-library=off',
-    '--metrics-addr=off',
-    '--log-level=warn',
-    ...extra,
+    ...agentFlags(roots, tmp.path, dpDir, '--gpu-memory=0000:01:00.0=8Gi', '--log-level=warn', ...extra),
   ];
 }
 

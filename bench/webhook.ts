@@ -17,6 +17,7 @@ import { CachedPolicySource } from '../operator/webhook/policy-source.ts';
 import { WebhookServer } from '../operator/webhook/server.ts';
 import { issueCertificate } from '../operator/webhook/x509.ts';
 import { policy } from '../operator/testing/builders.ts';
+import { summarize } from './lib.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -51,22 +52,6 @@ const source = new CachedPolicySource({
   policies: { get: () => undefined, list: () => policies },
   namespaces: { get: (n) => ({ metadata: { name: n, labels: { team: 'ml' } } }), list: () => [] },
 });
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function summarize(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  const r = (x: number) => Math.round(x * 1000) / 1000;
-  return {
-    n: s.length,
-    p50Ms: r(percentile(s, 50)),
-    p99Ms: r(percentile(s, 99)),
-    maxMs: r(s.at(-1)!),
-    meanMs: r(s.reduce((a, b) => a + b, 0) / s.length),
-  };
-}
 
 interface Target {
   name: string;

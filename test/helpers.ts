@@ -11,7 +11,9 @@ export const NODE_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'nodes');
  * The Node 24 binary npm installed (the `node` dev dependency), whatever node runs the tests: the
  * machine's own may be older and unable to run TypeScript sources or the Kubernetes client.
  */
-export const NODE_BIN = existsSync(join(REPO_ROOT, 'node_modules', '.bin', 'node')) ? join(REPO_ROOT, 'node_modules', '.bin', 'node') : process.execPath;
+export const NODE_BIN = existsSync(join(REPO_ROOT, 'node_modules', '.bin', 'node'))
+  ? join(REPO_ROOT, 'node_modules', '.bin', 'node')
+  : process.execPath;
 
 export function tempDir(prefix = 'emuv-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -50,4 +52,31 @@ export function runEmuv(args: string[], timeoutMs = 20_000): Promise<{ status: n
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/**
+ * Flags of `emuv plugin` for a test node: the fixture's roots, everything else under `dir`, no NVML,
+ * no metrics, no PodResources, no node status. `extra` comes last, and a later flag wins.
+ */
+export function agentFlags(
+  roots: { sys: string; proc: string; dev: string },
+  dir: string,
+  devicePluginDir: string,
+  ...extra: string[]
+): string[] {
+  return [
+    '--node-status=off',
+    `--sys-root=${roots.sys}`,
+    `--proc-root=${roots.proc}`,
+    `--dev-root=${roots.dev}`,
+    `--host-dev-dir=${roots.dev}`,
+    `--device-plugin-dir=${devicePluginDir}`,
+    `--state-dir=${join(dir, 'state')}`,
+    `--interposer-dir=${join(dir, 'interposer')}`,
+    `--interposer-source=${join(dir, 'no-libs')}`,
+    '--nvml-library=off',
+    '--metrics-addr=off',
+    '--pod-resources-socket=off',
+    ...extra,
+  ];
 }

@@ -7,6 +7,7 @@
 import { parseNodeConfig, type AgentNodeConfig } from '../../common/contracts/emuv-node.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
+import { Periodic } from '../../common/periodic.ts';
 import type { NodeDiscovery } from '../discovery/types.ts';
 import type { CapacityConfig } from '../inventory/capacity.ts';
 import type { Inventory } from '../inventory/inventory.ts';
@@ -130,28 +131,25 @@ export interface EmuvNodeSyncOptions {
 
 export class EmuvNodeSync {
   readonly #o: EmuvNodeSyncOptions;
+  readonly #loop: Periodic;
   #applied: string | null = null; // JSON of the spec in effect ("" = none: flags only)
   #lastStatus = '';
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
 
   constructor(o: EmuvNodeSyncOptions) {
     this.#o = o;
+    this.#loop = new Periodic(() => this.#reconcile(), o.resyncMs ?? 5000);
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.reconcile(), this.#o.resyncMs ?? 5000);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#loop.stop();
   }
 
   reconcile(): Promise<void> {
-    this.#running ??= this.#reconcile().finally(() => (this.#running = null));
-    return this.#running;
+    return this.#loop.run();
   }
 
   async #reconcile(): Promise<void> {

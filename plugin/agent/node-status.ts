@@ -8,6 +8,7 @@
 import { LABEL_GPU_COUNT, LABEL_GPU_PRODUCT, RESOURCE_VRAM_VIRTUAL } from '../../common/contracts/resources.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
+import { Periodic } from '../../common/periodic.ts';
 import type { Inventory } from '../inventory/inventory.ts';
 
 export interface JsonPatchOp {
@@ -102,13 +103,13 @@ export interface PublisherOptions {
 
 export class NodeStatusPublisher {
   readonly #o: PublisherOptions;
+  readonly #loop: Periodic;
   #desired: DesiredNodeState | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
   #lastOk = false;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
+    this.#loop = new Periodic(() => this.#reconcile(), options.resyncMs ?? 5000);
   }
 
   /** True after the last reconcile succeeded. */
@@ -123,19 +124,16 @@ export class NodeStatusPublisher {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.reconcile(), this.#o.resyncMs ?? 5000);
-    this.#timer.unref();
+    this.#loop.start();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#loop.stop();
   }
 
   /** One level-triggered pass; concurrent calls share the pass in flight. */
   reconcile(): Promise<void> {
-    this.#running ??= this.#reconcile().finally(() => (this.#running = null));
-    return this.#running;
+    return this.#loop.run();
   }
 
   async #reconcile(): Promise<void> {

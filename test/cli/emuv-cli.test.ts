@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, copyNodeFixture, tempDir } from '../helpers.ts';
+import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, agentFlags, copyNodeFixture, tempDir } from '../helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -106,24 +106,9 @@ describe('emuv plugin as a process', () => {
     mkdirSync(dpDir);
     const kubelet = new StandInKubelet(dpDir);
     await kubelet.start();
-    const child = spawn(
-      NODE_BIN,
-      [
-        MAIN,
-        'plugin',
-        '--node-status=off',
-        `--sys-root=${roots.sys}`,
-        `--proc-root=${roots.proc}`,
-        `--dev-root=${roots.dev}`,
-        `--device-plugin-dir=${dpDir}`,
-        `--state-dir=${join(tmp.path, 'state')}`,
-        `--interposer-dir=${join(tmp.path, 'interposer')}`,
-        '--gpu-memory=0000:01:00.0=8Gi',
-        '--nvml-library=off',
-        '--metrics-addr=off',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(NODE_BIN, [MAIN, 'plugin', ...agentFlags(roots, tmp.path, dpDir, '--gpu-memory=0000:01:00.0=8Gi')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

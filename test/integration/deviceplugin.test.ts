@@ -11,7 +11,7 @@ import { nopLogger } from '../../common/log.ts';
 import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { copyNodeFixture, tempDir } from '../helpers.ts';
+import { agentFlags, copyNodeFixture, tempDir } from '../helpers.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 let kubelet: StandInKubelet;
@@ -23,23 +23,7 @@ async function startOn(fixture: string, extra: string[] = []) {
   mkdirSync(dpDir);
   kubelet = new StandInKubelet(dpDir);
   await kubelet.start();
-  const cfg = parsePluginConfig(
-    [
-      '--node-status=off',
-      `--sys-root=${roots.sys}`,
-      `--proc-root=${roots.proc}`,
-      `--dev-root=${roots.dev}`,
-      `--host-dev-dir=${roots.dev}`,
-      `--device-plugin-dir=${dpDir}`,
-      `--state-dir=${join(tmp.path, 'state')}`,
-      `--interposer-dir=${join(tmp.path, 'interposer')}`,
-      `--interposer-source=${join(tmp.path, 'no-libs')}`,
-      '--nvml-library=off',
-      '--metrics-addr=127.0.0.1:0',
-      ...extra,
-    ],
-    {},
-  );
+  const cfg = parsePluginConfig(agentFlags(roots, tmp.path, dpDir, '--metrics-addr=127.0.0.1:0', ...extra), {});
   agent = await startAgent(cfg, { logger: nopLogger, nvml: null, healthPollMs: 100 });
   await kubelet.waitFor(() => kubelet.devices.length > 0, 5000, 'first ListAndWatch message');
   return { roots, dpDir };

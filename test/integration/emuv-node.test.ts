@@ -12,7 +12,7 @@ import { createEmuvNodeApi, createNodeApi, loadKubeConfig } from '../../plugin/a
 import { parsePluginConfig } from '../../plugin/config.ts';
 import { FakeApiServer } from '../fakes/apiserver.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { copyNodeFixture, tempDir, waitUntil } from '../helpers.ts';
+import { agentFlags, copyNodeFixture, tempDir, waitUntil } from '../helpers.ts';
 
 const GiB = 2 ** 30;
 let tmp: ReturnType<typeof tempDir>;
@@ -39,21 +39,15 @@ async function start() {
   const kubeconfig = join(tmp.path, 'kubeconfig');
   api.writeKubeconfig(kubeconfig);
   const cfg = parsePluginConfig(
-    [
+    agentFlags(
+      roots,
+      tmp.path,
+      dp,
+      '--node-status=on',
       '--node-name=gpu-node-1',
       `--kubeconfig=${kubeconfig}`,
-      `--sys-root=${roots.sys}`,
-      `--proc-root=${roots.proc}`,
-      `--dev-root=${roots.dev}`,
-      `--device-plugin-dir=${dp}`,
-      `--state-dir=${join(tmp.path, 'state')}`,
-      `--interposer-dir=${join(tmp.path, 'interposer')}`,
-      `--interposer-source=${join(tmp.path, 'none')}`,
-      '--pod-resources-socket=off',
       '--gpu-memory=0000:01:00.0=8Gi',
-      '--nvml-library=off',
-      '--metrics-addr=off',
-    ],
+    ),
     {},
   );
   const kc = loadKubeConfig(kubeconfig);

@@ -13,7 +13,7 @@ import { readStatsFile } from '../../plugin/stats/stats-reader.ts';
 import { usageFromSnapshot } from '../../plugin/usage/collector.ts';
 import type { StatusDocument } from '../../plugin/usage/status.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../helpers.ts';
+import { agentFlags, copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../helpers.ts';
 
 const GOLDEN = join(REPO_ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
 let tmp: ReturnType<typeof tempDir>;
@@ -29,20 +29,14 @@ beforeEach(async () => {
   await kubelet.start();
   await kubelet.servePodResources(join(tmp.path, 'pod-resources.sock'));
   const cfg = parsePluginConfig(
-    [
-      '--node-status=off',
-      `--sys-root=${roots.sys}`,
-      `--proc-root=${roots.proc}`,
-      `--dev-root=${roots.dev}`,
-      `--device-plugin-dir=${dp}`,
-      `--state-dir=${join(tmp.path, 'state')}`,
-      `--interposer-dir=${join(tmp.path, 'interposer')}`,
-      `--interposer-source=${join(tmp.path, 'none')}`,
+    agentFlags(
+      roots,
+      tmp.path,
+      dp,
       `--pod-resources-socket=${join(tmp.path, 'pod-resources.sock')}`,
       '--gpu-memory=0000:01:00.0=8Gi',
-      '--nvml-library=off',
       '--metrics-addr=127.0.0.1:0',
-    ],
+    ),
     {},
   );
   agent = await startAgent(cfg, { logger: nopLogger, nvml: null, usageIntervalMs: 60_000 });

@@ -1,0 +1,19 @@
+/** Latency summaries shared by the benchmarks. */
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** n, p50, p99, max and mean of millisecond samples, rounded to the microsecond. */
+export function summarize(samples: readonly number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    n: s.length,
+    p50Ms: r(percentile(s, 50)),
+    p99Ms: r(percentile(s, 99)),
+    maxMs: r(s.at(-1)!),
+    meanMs: r(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+}
