@@ -7,34 +7,10 @@
  * CEL rules are listed here with their messages; `validate.ts` implements each one by its `id`.
  */
 
-import {
-  API_VERSION,
-  GROUP,
-  KIND_NODE,
-  KIND_POLICY,
-  MAX_SLOTS_PER_GPU,
-  MAX_SPILL_PERCENT,
-  PLURAL_NODE,
-  PLURAL_POLICY,
-  SPILL_BACKEND_VALUES,
-  VERSION,
-  VRAM_MODE_VALUES,
-} from '../../common/contracts/emuv-node.ts';
+import { MAX_SLOTS_PER_GPU, MAX_SPILL_PERCENT, SPILL_BACKEND_VALUES, VRAM_MODE_VALUES } from '../../common/contracts/emuv-node.ts';
 
 // The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
-export {
-  API_VERSION,
-  GROUP,
-  KIND_NODE,
-  KIND_POLICY,
-  MAX_SLOTS_PER_GPU,
-  MAX_SPILL_PERCENT,
-  PLURAL_NODE,
-  PLURAL_POLICY,
-  SPILL_BACKEND_VALUES,
-  VERSION,
-  VRAM_MODE_VALUES,
-};
+export * from '../../common/contracts/emuv-node.ts';
 /** Bumped when the shape of v1alpha1 changes incompatibly (CRDs carry it as an annotation). */
 export const SCHEMA_REVISION = 1;
 
