@@ -15,14 +15,8 @@ import { FakeApiServer } from '../test/fakes/apiserver.ts';
 import { StandInKubelet } from '../test/fakes/kubelet.ts';
 import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
 import { percentile, summarize } from './lib.ts';
+import { AGENT_NODE_FLAGS } from './agent-flags.ts';
 
-/**
- * V8 flags the agent runs with in production (NODE_OPTIONS in the image): no optimising JIT (the
- * agent's work is I/O, not computation), a 1 MiB young generation and a 48 MiB old generation
- * (the agent's live heap is about 11 MiB with the Kubernetes client loaded). Measured against Node's
- * defaults in the same run.
- */
-export const AGENT_NODE_FLAGS = ['--lite-mode', '--max-semi-space-size=1', '--max-old-space-size=48'];
 const LATENCY_CALLS = 1000;
 const RSS_CALLS = 10_000;
 const START_RUNS = 5;

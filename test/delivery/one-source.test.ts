@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { AGENT_NODE_FLAGS } from '../../bench/deviceplugin.ts';
+import { AGENT_NODE_FLAGS } from '../../bench/agent-flags.ts';
 import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
