@@ -1,0 +1,98 @@
+// Runs the emuv node agent (plugin/main.ts `plugin`) as a host process against the test cluster, on the
+// one-gpu sysfs/procfs fixture. /dev/nvidia* are harmless character devices (mknod with /dev/null's
+// major:minor) in a dev root of its own; the interposer "libraries" are placeholder files, so this layer
+// does not depend on the native build. All its directories are under the cluster's run directory, so a
+// crashed run's agent is found and stopped by the harness's cleanup like every other cluster process.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
+import type { ClusterInfo, Kube } from './harness.ts';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+export const FIXTURE = path.join(repoRoot, 'test/fixtures/nodes/one-gpu');
+export const FIXTURE_GPU = '0000:01:00.0';
+export const FIXTURE_DEVICES = ['nvidia0', 'nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'];
+export const GiB = 1024 ** 3;
+export const MiB = 1024 ** 2;
+
+/** Flags that make the published capacity a known number: 8Gi VRAM - 512Mi reserve + 8Gi host spill. */
+export const AGENT_CAPACITY = { vram: '8Gi', reserve: '512Mi', spill: '8Gi', slots: 16 };
+export const EXPECTED_VRAM_VIRTUAL = 8 * GiB - 512 * MiB + 8 * GiB;
+
+export interface RunningAgent {
+  name: string;
+  dir: string;
+  log: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+  logText(): string;
+}
+
+export function startAgent(info: ClusterInfo, name: string): RunningAgent {
+  const dir = path.join(info.paths.runDir, `agent-${name}`);
+  rmSync(dir, { recursive: true, force: true });
+  const dev = path.join(dir, 'dev');
+  const src = path.join(dir, 'interposer-src');
+  mkdirSync(dev, { recursive: true });
+  mkdirSync(src, { recursive: true });
+  for (const d of FIXTURE_DEVICES) {
+    const r = spawnSync('mknod', ['-m', '0666', path.join(dev, d), 'c', '1', '3']);
+    if (r.status !== 0) throw new Error(`mknod ${d}: ${r.stderr}`);
+  }
+  for (const f of Object.values(LIBRARY_FILES)) writeFileSync(path.join(src, f), `emuv cluster-test placeholder for ${f}\n`);
+
+  const node = existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
+  const args = [
+    path.join(repoRoot, 'plugin/main.ts'),
+    'plugin',
+    `--node-name=${info.nodeName}`,
+    `--kubeconfig=${info.kubeconfig}`,
+    `--sys-root=${FIXTURE}/sys`,
+    `--proc-root=${FIXTURE}/proc`,
+    `--dev-root=${dev}`,
+    `--host-dev-dir=${dev}`,
+    '--nvml-library=off',
+    `--gpu-memory=${FIXTURE_GPU}=${AGENT_CAPACITY.vram}`,
+    `--vram-reserve=${AGENT_CAPACITY.reserve}`,
+    `--host-spill=${AGENT_CAPACITY.spill}`,
+    `--slots-per-gpu=${AGENT_CAPACITY.slots}`,
+    `--device-plugin-dir=${info.devicePluginDir}`,
+    `--state-dir=${dir}/state`,
+    `--interposer-dir=${dir}/interposer`,
+    `--interposer-source=${src}`,
+    '--metrics-addr=off',
+    '--log-level=debug',
+  ];
+  const log = path.join(info.paths.logDir, `agent-${name}.log`);
+  const fd = openSync(log, 'a');
+  writeFileSync(fd, `\n===== ${new Date().toISOString()} starting: ${node} ${args.join(' ')}\n`);
+  const child = spawn(node, args, { stdio: ['ignore', fd, fd], cwd: repoRoot });
+  closeSync(fd);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    name,
+    dir,
+    log,
+    child,
+    logText: () => readFileSync(log, 'utf8'),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
+
+/** Removes an extended resource from the node's capacity and allocatable (test cleanup). */
+export async function clearNodeResource(kube: Kube, resource: string): Promise<void> {
+  const node = await kube.node();
+  const ptr = resource.replace(/~/g, '~0').replace(/\//g, '~1');
+  const ops = ['capacity', 'allocatable']
+    .filter((f) => node.status?.[f]?.[resource] !== undefined)
+    .map((f) => ({ op: 'remove', path: `/status/${f}/${ptr}` }));
+  if (ops.length > 0) await kube.patchNodeStatus(ops);
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Builds the binaries of the real-cluster test layer from upstream Go modules (Go module proxy only):
+#   kube-apiserver, kube-scheduler, kube-controller-manager, kubelet  (k8s.io/kubernetes)
+#   etcd                                                              (go.etcd.io/etcd/server/v3)
+#   helm                                                              (helm.sh/helm/v3)
+# Versions come from test/cluster/build/versions.env. Binaries are cached by version under
+#   ${EMUV_CACHE_DIR:-$HOME/.cache/emuv}/bin/<component>-<version>/
+# and only what is missing is built. The Go module cache, the Go build cache and the generated build
+# modules live under the same cache directory, never in the repository. Safe to run twice (a lock
+# serialises concurrent runs; results are moved into place only when complete).
+#
+# Usage: test/cluster/build.sh [--print-dir]
+#   --print-dir   print the binary directories (KEY=path lines) and exit 0 if all are built, 1 if not.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=build/versions.env
+source "$here/build/versions.env"
+
+cache="${EMUV_CACHE_DIR:-$HOME/.cache/emuv}"
+k8s_dir="$cache/bin/kubernetes-$KUBERNETES_VERSION"
+etcd_dir="$cache/bin/etcd-$ETCD_VERSION"
+helm_dir="$cache/bin/helm-$HELM_VERSION"
+k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet)
+
+have_k8s() { for b in "${k8s_bins[@]}"; do [[ -x "$k8s_dir/$b" ]] || return 1; done; }
+have_etcd() { [[ -x "$etcd_dir/etcd" ]]; }
+have_helm() { [[ -x "$helm_dir/helm" ]]; }
+
+if [[ "${1:-}" == "--print-dir" ]]; then
+  echo "KUBERNETES_BIN=$k8s_dir"
+  echo "ETCD_BIN=$etcd_dir"
+  echo "HELM_BIN=$helm_dir"
+  have_k8s && have_etcd && have_helm
+  exit $?
+fi
+
+start=$(date +%s)
+log() { printf '[build.sh %s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$(($(date +%s) - start))" "$*"; }
+
+if have_k8s && have_etcd && have_helm; then
+  log "all binaries cached in $cache/bin (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION); nothing to build"
+  exit 0
+fi
+
+go_bin="$(command -v go || true)"
+[[ -n "$go_bin" ]] || go_bin=/usr/local/go/bin/go
+if [[ ! -x "$go_bin" ]]; then
+  echo "build.sh: no Go toolchain found (PATH or /usr/local/go/bin/go); Go >= 1.25 is required" >&2
+  exit 2
+fi
+go() { "$go_bin" "$@"; }
+
+mkdir -p "$cache/bin" "$cache/src"
+exec 9>"$cache/build.lock"
+if ! flock -n 9; then
+  log "another build.sh holds $cache/build.lock; waiting"
+  flock 9
+fi
+
+export GOMODCACHE="$cache/go/mod"
+export GOCACHE="$cache/go/build"
+export GOTOOLCHAIN=local
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+log "go: $("$go_bin" version); cache: $cache; cores: $(nproc)"
+
+build_etcd() {
+  local mod="$cache/src/etcd-$ETCD_VERSION" out="$etcd_dir.tmp"
+  rm -rf "$mod" "$out" && mkdir -p "$mod" "$out"
+  cp "$here/build/etcd/main.go" "$mod/main.go"
+  (
+    cd "$mod"
+    go mod init emuv.local/etcd >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=emuv-$ETCD_VERSION" -o "$out/etcd" .
+  )
+  rm -rf "$etcd_dir" && mv "$out" "$etcd_dir"
+}
+
+build_helm() {
+  local out="$helm_dir.tmp" major="${HELM_VERSION%%.*}"
+  rm -rf "$out" && mkdir -p "$out"
+  # As helm's own Makefile does, the default Kubernetes version of `helm template`/`lint` (Capabilities)
+  # comes from the client-go version helm is built with (v0.X.Y -> 1.X); without it helm assumes v1.20.
+  local gomod client_go kmin
+  gomod="$(cd "$cache/src" && go mod download -json "helm.sh/helm/$major@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+  client_go="$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$gomod")"
+  kmin="${client_go#v0.}"
+  kmin="${kmin%%.*}"
+  [[ "$kmin" =~ ^[0-9]+$ ]] || { echo "build.sh: cannot read k8s.io/client-go's version from $gomod" >&2; exit 1; }
+  local p="helm.sh/helm/$major"
+  # go install from the module itself (helm's go.mod has no replace directives).
+  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-s -w -X $p/internal/version.version=$HELM_VERSION -X $p/internal/version.gitTreeState=clean \
+      -X $p/pkg/lint/rules.k8sVersionMajor=1 -X $p/pkg/lint/rules.k8sVersionMinor=$kmin \
+      -X $p/pkg/chartutil.k8sVersionMajor=1 -X $p/pkg/chartutil.k8sVersionMinor=$kmin" \
+    "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
+  rm -rf "$helm_dir" && mv "$out" "$helm_dir"
+}
+
+build_k8s() {
+  local mod="$cache/src/kubernetes-$KUBERNETES_VERSION" out="$k8s_dir.tmp"
+  local staging_version="v0.${KUBERNETES_VERSION#v1.}"
+  rm -rf "$mod" "$out" && mkdir -p "$mod" "$out"
+  # The replace list is generated from k8s.io/kubernetes's own go.mod: every k8s.io/<staging> module that it
+  # requires at v0.0.0 (resolved upstream by ./staging/src replaces that dependents cannot use) maps to the
+  # published v0.<minor>.<patch> tag of that staging repository.
+  local gomod
+  gomod="$(cd "$mod" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -f "$gomod" ]] || { echo "build.sh: could not locate go.mod of k8s.io/kubernetes@$KUBERNETES_VERSION" >&2; exit 1; }
+  local go_line godebug_line
+  go_line="$(awk '$1 == "go" { print $2; exit }' "$gomod")"
+  godebug_line="$(awk '$1 == "godebug" { print $2; exit }' "$gomod")"
+  mapfile -t staging < <(awk '$1 ~ /^k8s\.io\/[A-Za-z0-9._-]+$/ && $2 == "v0.0.0" { print $1 }' "$gomod" | sort -u)
+  [[ ${#staging[@]} -gt 10 ]] || { echo "build.sh: found only ${#staging[@]} staging modules in $gomod" >&2; exit 1; }
+  log "kubernetes $KUBERNETES_VERSION: go $go_line, ${godebug_line:-no godebug}, ${#staging[@]} staging modules -> $staging_version"
+  (
+    cd "$mod"
+    go mod init emuv.local/kubernetes >/dev/null 2>&1
+    go mod edit -go="$go_line"
+    [[ -z "$godebug_line" ]] || go mod edit -godebug="$godebug_line"
+    for m in "${staging[@]}"; do go mod edit -replace="$m=$m@$staging_version"; done
+    local pkgs=()
+    for b in "${k8s_bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b@$KUBERNETES_VERSION"); done
+    go get "${pkgs[@]}"
+    local minor="${KUBERNETES_VERSION#v1.}"
+    minor="${minor%%.*}"
+    local ld="-s -w"
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    local targets=()
+    for b in "${k8s_bins[@]}"; do targets+=("k8s.io/kubernetes/cmd/$b"); done
+    go build -trimpath -ldflags "$ld" -o "$out/" "${targets[@]}"
+  )
+  rm -rf "$k8s_dir" && mv "$out" "$k8s_dir"
+}
+
+step() {
+  local name="$1" fn="$2" t0
+  t0=$(date +%s)
+  log "building $name"
+  "$fn"
+  log "built $name in $(($(date +%s) - t0)) s"
+}
+
+have_etcd || step "etcd $ETCD_VERSION" build_etcd
+have_k8s || step "kubernetes $KUBERNETES_VERSION (${k8s_bins[*]})" build_k8s
+have_helm || step "helm $HELM_VERSION" build_helm
+
+"$k8s_dir/kube-apiserver" --version
+"$etcd_dir/etcd" --version | head -1
+"$helm_dir/helm" version --short
+log "done in $(($(date +%s) - start)) s; binaries under $cache/bin"
