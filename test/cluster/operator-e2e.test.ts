@@ -11,7 +11,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ENV } from '../../common/contracts/interposer.ts';
-import { issueCertificate } from '../../operator/webhook/x509.ts';
+import { issueCertificate, type KeyPairPem } from '../../operator/webhook/x509.ts';
+import { connect as tlsConnect } from 'node:tls';
 import { clearNodeResource, GiB, startAgent, type RunningAgent } from './agent.ts';
 import { HOST_IP, Kube, KubeError, loadCluster, waitFor, type Json } from './harness.ts';
 import { parseProbeLog, probePod } from './pods.ts';
@@ -35,6 +36,48 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
   const dir = path.join(info.paths.runDir, 'operator-e2e');
   let operator: ChildProcess | undefined;
   let agent: RunningAgent | undefined;
+  let caPair: KeyPairPem;
+
+  const startOperator = (): ChildProcess => {
+    const log = openSync(path.join(info.paths.logDir, 'operator-e2e.log'), 'a');
+    const child = spawn(
+      path.join(repoRoot, 'node_modules/.bin/node'),
+      [
+        path.join(repoRoot, 'operator/main.ts'),
+        `--kubeconfig=${info.kubeconfig}`,
+        `--namespace=${OPERATOR_NS}`,
+        `--webhook-port=${WEBHOOK_PORT}`,
+        '--metrics-port=0',
+        '--cert-mode=provided',
+        `--tls-cert-file=${path.join(dir, 'tls.crt')}`,
+        `--tls-key-file=${path.join(dir, 'tls.key')}`,
+        '--cert-check-interval=1s',
+        '--log-level=debug',
+      ],
+      { stdio: ['ignore', log, log], cwd: repoRoot },
+    );
+    closeSync(log);
+    return child;
+  };
+
+  const stopOperator = async () => {
+    const child = operator;
+    operator = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+
+  /** The serial number of the certificate the webhook presents now. */
+  const servedSerial = () =>
+    new Promise<string>((resolve, reject) => {
+      const sock = tlsConnect({ host: HOST_IP, port: WEBHOOK_PORT, ca: caPair.certPem, servername: undefined }, () => {
+        resolve(sock.getPeerX509Certificate()!.serialNumber);
+        sock.end();
+      });
+      sock.on('error', reject);
+    });
 
   beforeAll(async () => {
     mkdirSync(dir, { recursive: true });
@@ -79,24 +122,8 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     await kube.json('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', mwc);
 
     // The operator (controller + webhook) and the agent (node status on: it reads its EmuvNode).
-    const log = openSync(path.join(info.paths.logDir, 'operator-e2e.log'), 'a');
-    const node = path.join(repoRoot, 'node_modules/.bin/node');
-    operator = spawn(
-      node,
-      [
-        path.join(repoRoot, 'operator/main.ts'),
-        `--kubeconfig=${info.kubeconfig}`,
-        `--namespace=${OPERATOR_NS}`,
-        `--webhook-port=${WEBHOOK_PORT}`,
-        '--metrics-port=0',
-        '--cert-mode=provided',
-        `--tls-cert-file=${path.join(dir, 'tls.crt')}`,
-        `--tls-key-file=${path.join(dir, 'tls.key')}`,
-        '--log-level=debug',
-      ],
-      { stdio: ['ignore', log, log], cwd: repoRoot },
-    );
-    closeSync(log);
+    caPair = ca;
+    operator = startOperator();
     agent = startAgent(info, 'operator-e2e');
   });
 
@@ -104,11 +131,37 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     await kube.deleteNamespace(NS).catch(() => undefined);
     await kube.json('DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/emuv').catch(() => undefined);
     await kube.json('DELETE', `/apis/emuv.io/v1alpha1/emuvpolicies/${POLICY}`).catch(() => undefined);
-    operator?.kill('SIGTERM');
+    await stopOperator();
     await agent?.stop();
     await kube.json('DELETE', `/apis/emuv.io/v1alpha1/emuvnodes/${info.nodeName}`).catch(() => undefined);
     await clearNodeResource(kube, VRAM_VIRTUAL).catch(() => undefined);
     kube.close();
+  });
+
+  it('the CRDs refuse nonsensical policies with messages a person understands', async () => {
+    const bad = (spec: Record<string, unknown>) =>
+      kube
+        .json('POST', '/apis/emuv.io/v1alpha1/emuvpolicies', {
+          apiVersion: 'emuv.io/v1alpha1',
+          kind: 'EmuvPolicy',
+          metadata: { name: 'bad' },
+          spec,
+        })
+        .then(
+          () => {
+            throw new Error('accepted');
+          },
+          (e: unknown) => e as KubeError,
+        );
+    const spill = await bad({ hostSpillBudget: '95%' });
+    expect(spill.status).toBe(422);
+    expect(spill.body).toContain('hostSpillBudget may be at most 90% of node memory');
+    const size = await bad({ vramReservePerGpu: '1.5Gi' });
+    expect(size.status).toBe(422);
+    expect(size.body).toContain('fractions (7.5Gi) are not accepted');
+    const slots = await bad({ slotsPerGpu: 0 });
+    expect(slots.status).toBe(422);
+    expect(slots.body).toContain('slotsPerGpu');
   });
 
   it('turns a policy into the node EmuvNode spec and the capacity the scheduler sees', async () => {
@@ -185,5 +238,64 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     });
     expect(err.status).toBe(403);
     expect(err.message).toContain('16Gi');
+  });
+
+  it('denies namespaces no policy lets ask', async () => {
+    await kube.json(
+      'PATCH',
+      `/apis/emuv.io/v1alpha1/emuvpolicies/${POLICY}`,
+      { spec: { namespaceSelector: { matchLabels: { 'emuv.io/allowed': 'yes' } } } },
+      'application/merge-patch+json',
+    );
+    const err = await waitFor('the webhook to see the namespace selector', 30_000, async () => {
+      try {
+        await kube.createPod(NS, probePod({ name: `forbidden-${Date.now()}`, limits: { [VRAM_VIRTUAL]: '1Gi' } }));
+        return undefined;
+      } catch (e) {
+        if (e instanceof KubeError) return e;
+        throw e;
+      }
+    });
+    expect(err.status).toBe(403);
+    expect(err.body).toContain(`namespace \\"${NS}\\" may not ask for ${VRAM_VIRTUAL}`);
+    await kube.json(
+      'PATCH',
+      `/apis/emuv.io/v1alpha1/emuvpolicies/${POLICY}`,
+      { spec: { namespaceSelector: null, maxPerContainer: null } },
+      'application/merge-patch+json',
+    );
+  });
+
+  it('keeps admitting through a certificate rotation', async () => {
+    const before = await servedSerial();
+    const now = Date.now();
+    const next = await issueCertificate({
+      commonName: HOST_IP,
+      altNames: [HOST_IP],
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 86_400_000),
+      isCa: false,
+      issuer: caPair,
+    });
+    writeFileSync(path.join(dir, 'tls.key'), next.keyPem, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'tls.crt'), next.certPem);
+    await waitFor('the webhook to serve the new certificate', 30_000, async () => ((await servedSerial()) !== before ? true : undefined));
+    const pod = await waitFor('an admission after the rotation', 30_000, async () =>
+      kube.createPod(NS, probePod({ name: `after-rotation-${Date.now()}`, limits: { [VRAM_VIRTUAL]: '1Gi' } })).catch(() => undefined),
+    );
+    expect(pod.spec.containers[0].env).toContainEqual({ name: ENV.limitBytes, value: String(GiB) });
+  });
+
+  it('with the webhook down refuses emuv pods and leaves every other pod alone', async () => {
+    await stopOperator();
+    const err = await kube.createPod(NS, probePod({ name: 'while-down', limits: { [VRAM_VIRTUAL]: '1Gi' } })).then(
+      () => undefined,
+      (e: unknown) => e as KubeError,
+    );
+    expect(err?.status).toBe(500);
+    expect(err?.body).toContain('failed calling webhook');
+    const plain = await kube.createPod(NS, probePod({ name: 'plain-while-down' }));
+    expect(plain.metadata.name).toBe('plain-while-down');
+    operator = startOperator();
   });
 });
