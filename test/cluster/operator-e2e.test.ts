@@ -37,6 +37,8 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
   let operator: ChildProcess | undefined;
   let agent: RunningAgent | undefined;
   let caPair: KeyPairPem;
+  /** Names of the ValidatingAdmissionPolicy and binding this file installed (removed after it). */
+  let vapInstalled: string[] = [];
 
   const startOperator = (): ChildProcess => {
     const log = openSync(path.join(info.paths.logDir, 'operator-e2e.log'), 'a');
@@ -131,6 +133,12 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     await kube.deleteNamespace(NS).catch(() => undefined);
     await kube.json('DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/emuv').catch(() => undefined);
     await kube.json('DELETE', `/apis/emuv.io/v1alpha1/emuvpolicies/${POLICY}`).catch(() => undefined);
+    const [vap, vapBinding] = vapInstalled;
+    if (vapBinding)
+      await kube
+        .json('DELETE', `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${vapBinding}`)
+        .catch(() => undefined);
+    if (vap) await kube.json('DELETE', `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/${vap}`).catch(() => undefined);
     await stopOperator();
     await agent?.stop();
     await kube.json('DELETE', `/apis/emuv.io/v1alpha1/emuvnodes/${info.nodeName}`).catch(() => undefined);
@@ -297,5 +305,33 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     const plain = await kube.createPod(NS, probePod({ name: 'plain-while-down' }));
     expect(plain.metadata.name).toBe('plain-while-down');
     operator = startOperator();
+  });
+
+  it('refuses, with the admission policy, a pod that asks for emuv.io/vgpu directly', async () => {
+    // The first policy of deploy/webhook/validatingadmissionpolicies.yaml and its binding (the agent's
+    // own-node policy needs node-bound service-account tokens, which the host-process agent does not use).
+    const docs = parseAllDocuments(readFileSync(path.join(repoRoot, 'deploy/webhook/validatingadmissionpolicies.yaml'), 'utf8')).map((d) =>
+      d.toJS(),
+    );
+    const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy' && d.metadata.name === 'emuv-vgpu-only-via-webhook');
+    const binding = docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding' && d.spec.policyName === 'emuv-vgpu-only-via-webhook');
+    await kube.json('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', policy).catch(ignore(409));
+    await kube.json('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings', binding).catch(ignore(409));
+    vapInstalled = [policy.metadata.name, binding.metadata.name];
+    const err = await waitFor('the admission policy to be in force', 60_000, async () => {
+      try {
+        await kube.createPod(NS, probePod({ name: `direct-${Date.now()}`, limits: { 'emuv.io/vgpu': '1' } }));
+        return undefined;
+      } catch (e) {
+        if (e instanceof KubeError) return e;
+        throw e;
+      }
+    });
+    expect(err.status).toBe(403); // the policy's reason is Forbidden
+    expect(err.body).toContain('emuv.io/vgpu is added by emuv: ask for emuv.io/vram-virtual only');
+    // A pod the webhook admitted passes it.
+    await waitFor('the operator back up', 30_000, async () => ((await servedSerial().catch(() => undefined)) ? true : undefined));
+    const ok = await kube.createPod(NS, probePod({ name: 'admitted-under-policy', limits: { [VRAM_VIRTUAL]: '1Gi' } }));
+    expect(ok.spec.containers[0].resources.limits['emuv.io/vgpu']).toBe('1');
   });
 });
