@@ -5,7 +5,7 @@
  * real client-node informers and HTTP calls are measured, without etcd or admission. Convergence: every
  * EmuvNode exists with its policy's slotsPerGpu and every policy status counts its 50 nodes.
  * Writes bench/results/reconcile.json. Usage: npm exec -- node bench/reconcile.ts
- * [BENCH_NODES=1000 BENCH_POLICIES=20 BENCH_WORKERS=2]
+ * [BENCH_NODES=1000 BENCH_POLICIES=20 BENCH_WORKERS=8]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { FakeApiServer } from '../operator/testing/fake-apiserver.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 20);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 8);
 const EMUVNODES = '/apis/emuv.io/v1alpha1/emuvnodes';
 const POLICY_PATH = '/apis/emuv.io/v1alpha1/emuvpolicies';
 

@@ -9,7 +9,7 @@ describe('parseOperatorConfig', () => {
       controller: true,
       webhook: true,
       leaderElect: true,
-      workers: 2,
+      workers: 8,
       webhookPort: 9443,
       metricsPort: 8080,
       certMode: 'self',

@@ -5,6 +5,7 @@
 //   native-stats   stats-file read time of the TypeScript reader
 //   webhook        admission latency at 200/s over HTTPS vs a no-op handler
 //   reconcile      1,000 nodes x 20 policies to convergence (fake apiserver)
+//   reconcile-cluster  the same against the real kube-apiserver of the test cluster (root; built binaries)
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,4 +22,5 @@ run('native-alloc', 'make', ['-C', 'native', '-s', 'bench']);
 run('native-stats', node, ['bench/native-stats-read.ts']);
 run('webhook', node, ['bench/webhook.ts']);
 run('reconcile', node, ['bench/reconcile.ts']);
+run('reconcile-cluster', node, ['bench/reconcile-cluster.ts']);
 console.log('\nresults: bench/results/*.json; summary: docs/benchmarks.md');
