@@ -20,7 +20,7 @@ const EMUVNODES = '/apis/emuv.io/v1alpha1/emuvnodes';
 const POLICY_PATH = '/apis/emuv.io/v1alpha1/emuvpolicies';
 
 const api = new FakeApiServer();
-const port = await api.start();
+await api.start();
 for (let i = 0; i < NODES; i++) {
   api.put('/api/v1/nodes', {
     metadata: { name: `n${String(i).padStart(5, '0')}`, labels: { 'emuv.io/gpu.count': '1', pool: `pool-${i % POLICIES}` } },
@@ -36,17 +36,7 @@ for (let i = 0; i < POLICIES; i++) {
 }
 const dir = mkdtempSync(join(tmpdir(), 'emuv-bench-'));
 const kubeconfig = join(dir, 'kubeconfig');
-writeFileSync(
-  kubeconfig,
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'u', user: { token: 't' } }],
-    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-    'current-context': 'x',
-  }),
-);
+api.writeKubeconfig(kubeconfig);
 
 const perPolicy = NODES / POLICIES;
 const converged = () => {

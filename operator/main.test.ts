@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -42,7 +42,7 @@ let webhookPort = 0;
 let output = '';
 
 beforeAll(async () => {
-  const port = await api.start();
+  await api.start();
   api.put('/api/v1/nodes', { metadata: { name: 'g1', labels: { 'emuv.io/gpu.count': '1' } } });
   api.put('/api/v1/nodes', { metadata: { name: 'c1', labels: {} } });
   api.put('/api/v1/namespaces', { metadata: { name: 'ml', labels: { team: 'ml', 'kubernetes.io/metadata.name': 'ml' } } });
@@ -61,17 +61,7 @@ beforeAll(async () => {
   });
   const dir = mkdtempSync(join(tmpdir(), 'emuv-op-'));
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'u', user: { token: 't' } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'x',
-    }),
-  );
+  api.writeKubeconfig(kubeconfig);
   webhookPort = await freePort();
   child = spawn(
     process.execPath,

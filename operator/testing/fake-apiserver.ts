@@ -4,6 +4,7 @@
  * (refused with any other content type), status subresources, delete. Every request is recorded.
  * Test code; the real apiserver tests live in test/cluster.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +53,21 @@ export class FakeApiServer {
   }
 
   /** Puts an object as if a client had created or updated it (notifies watchers). */
+  /** Writes a kubeconfig for clients of this server (plain HTTP, a dummy token). Call after start(). */
+  writeKubeconfig(path: string): void {
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'x',
+      }),
+    );
+  }
+
   put(collection: string, obj: Obj): Obj {
     const items = this.items(collection);
     const name = obj.metadata.name!;
