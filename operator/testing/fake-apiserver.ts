@@ -60,7 +60,12 @@ export class FakeApiServer {
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`, 'insecure-skip-tls-verify': true } }],
+        clusters: [
+          {
+            name: 'c',
+            cluster: { server: `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`, 'insecure-skip-tls-verify': true },
+          },
+        ],
         users: [{ name: 'u', user: { token: 't' } }],
         contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
         'current-context': 'x',
