@@ -1,0 +1,31 @@
+/**
+ * The Grafana dashboard (deploy/grafana/emuv-dashboard.json) only queries metrics that emuv exports:
+ * every emuv_* name in its expressions must be registered by the agent or the operator.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { createOperatorMetrics } from '../../operator/metrics.ts';
+import { createAgentMetrics } from '../../plugin/metrics/definitions.ts';
+import { REPO_ROOT } from '../helpers.ts';
+
+describe('Grafana dashboard', () => {
+  it('queries only metrics the agent and the operator register', async () => {
+    const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, 'deploy/grafana/emuv-dashboard.json'), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const used = new Set(
+      dashboard.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\bemuv_[a-z_]+/g)].map((m) => m[0]))),
+    );
+    const agent = new Registry();
+    createAgentMetrics(agent);
+    const operator = new Registry();
+    createOperatorMetrics(operator);
+    const names = new Set([...(await agent.getMetricsAsJSON()), ...(await operator.getMetricsAsJSON())].map((m) => m.name));
+    // Histograms are queried through their _bucket series.
+    const missing = [...used].filter((n) => !names.has(n) && !names.has(n.replace(/_bucket$/, '')));
+    expect(used.size).toBeGreaterThan(15);
+    expect(missing).toEqual([]);
+  });
+});
