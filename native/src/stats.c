@@ -172,6 +172,9 @@ int emuv_stats_open(struct emuv_stats *s, const struct emuv_config *c, uint32_t 
         struct emuv_stats_hdr probe;
         ssize_t n = 0;
         if (fstat(fd, &st) == 0) {
+          /* Processes of one container may run as different users: whoever creates the file opens it
+           * to all of them, whatever the umask (the directory's sticky bit keeps it from being deleted). */
+          if (st.st_uid == geteuid() && (st.st_mode & 0777) != 0666) (void)fchmod(fd, 0666);
           if (st.st_size >= (off_t)sizeof probe) n = pread(fd, &probe, sizeof probe, 0);
           if (st.st_size == 0 || (n == (ssize_t)sizeof probe && probe.magic == EMUV_STATS_MAGIC &&
                                   probe.ver_major == EMUV_STATS_VER_MAJOR && probe.init_state != EMUV_INIT_READY)) {

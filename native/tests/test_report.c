@@ -1,6 +1,7 @@
 /* Reporting agreement: cuMemGetInfo_v2, cuDeviceTotalMem_v2, nvmlDeviceGetMemoryInfo and _v2 report the
  * same virtual total and a free that moves with every allocation and never underflows. */
 #include "t.h"
+#include <sys/stat.h>
 
 static nvmlReturn_t (*nInit)(void);
 static nvmlReturn_t (*nHandle)(unsigned, nvmlDevice_t *);
@@ -15,6 +16,7 @@ int main(void) {
   setenv("EMUV_LIMIT_BYTES", "28Gi", 1);
   setenv("EMUV_STATS_FILE", path, 1);
   setenv("EMUV_SIM_VRAM", "80Gi", 1);
+  umask(077); /* a restrictive umask must not lock other users of the container out of the stats file */
   struct cu c = cu_load();
   void *n = dlopen("libnvidia-ml.so.1", RTLD_NOW);
   nInit = (__typeof__(nInit))t_sym(n, "nvmlInit_v2");
@@ -45,6 +47,11 @@ int main(void) {
   } while (0)
 
   TEST("idle: all four report total = EMUV_LIMIT_BYTES and free = total") AGREE(28 * GiB);
+  TEST("the stats file is open to every user of the container (mode 0666 despite umask 077)") {
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK_EQ_U64(st.st_mode & 0777, 0666);
+  }
   CUdeviceptr a = 0, b = 0;
   TEST("free moves with a VRAM allocation") {
     CHECK(c.MemAlloc(&a, 1 * GiB) == CUDA_SUCCESS);
