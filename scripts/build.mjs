@@ -1,4 +1,4 @@
-// Bundles the `emuv` command (plugin/main.ts) into dist/ with esbuild: one ESM entry plus lazily
+// Bundles the `emuv` command (plugin/main.ts) and the operator (operator/main.ts) into dist/ with esbuild: one ESM entry plus lazily
 // loaded chunks (the Kubernetes client is only loaded when node status is on), tree-shaken and
 // minified, because a DaemonSet pays its memory on every GPU node. koffi stays external (a native
 // addon); the kubelet API .proto files are copied beside the bundle, where the loader looks for it.
@@ -13,7 +13,7 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const started = Date.now();
 await build({
-  entryPoints: { emuv: join(root, 'plugin', 'main.ts') },
+  entryPoints: { emuv: join(root, 'plugin', 'main.ts'), 'emuv-operator': join(root, 'operator', 'main.ts') },
   outdir: out,
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -36,4 +36,4 @@ for (const proto of ['deviceplugin/v1beta1/api.proto', 'podresources/v1/api.prot
   cpSync(join(root, 'protos', proto), join(out, proto));
 }
 chmodSync(join(out, 'emuv.mjs'), 0o755);
-console.log(`built dist/emuv.mjs in ${Date.now() - started} ms`);
+console.log(`built dist/emuv.mjs and dist/emuv-operator.mjs in ${Date.now() - started} ms`);

@@ -17,9 +17,11 @@ const policy = (spec: unknown, extra: Record<string, unknown> = {}) => ({
 
 describe('CRD YAML', () => {
   for (const [file, build] of Object.entries(CRD_FILES)) {
-    it(`deploy/crds/${file} is what schema.ts generates`, () => {
-      const text = readFileSync(new URL(`../../deploy/crds/${file}`, import.meta.url), 'utf8');
-      expect(text).toBe(crdYaml(build()));
+    it(`deploy/crds/${file} and helm/emuv/crds/${file} are what schema.ts generates`, () => {
+      for (const dir of ['deploy/crds', 'helm/emuv/crds']) {
+        const text = readFileSync(new URL(`../../${dir}/${file}`, import.meta.url), 'utf8');
+        expect(text, dir).toBe(crdYaml(build()));
+      }
     });
   }
 

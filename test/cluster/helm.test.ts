@@ -4,7 +4,7 @@
 // - A throwaway chart written here proves the CLI itself: lint --strict passes on a good chart and fails on
 //   a broken one, template renders values, and install/uninstall work against the real test cluster.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,49 @@ describe('helm CLI', () => {
       await kube.deleteNamespace(ns);
     });
   }
+});
+
+describe('deploy/ is the chart rendered', () => {
+  // The chart is the source of the webhook configuration, the admission policies and the CRDs; the plain
+  // manifests in deploy/ are what it renders for namespace emuv-system (kubectl users, the operator's
+  // tests). They must not drift.
+  const render = (template: string) => {
+    const r = helm([
+      'template',
+      'emuv',
+      path.join(repoRoot, 'helm/emuv'),
+      '--namespace',
+      'emuv-system',
+      '--kube-version',
+      info.kubernetesVersion,
+      '--show-only',
+      template,
+    ]);
+    expect(r.status, r.out).toBe(0);
+    return YAML.parseAllDocuments(r.stdout)
+      .map((d) => d.toJS())
+      .filter(Boolean);
+  };
+  const committed = (file: string) =>
+    YAML.parseAllDocuments(readFileSync(path.join(repoRoot, file), 'utf8'))
+      .map((d) => d.toJS())
+      .filter(Boolean);
+
+  it.each([
+    ['templates/webhook.yaml', 'deploy/webhook/mutatingwebhookconfiguration.yaml'],
+    ['templates/admission-policies.yaml', 'deploy/webhook/validatingadmissionpolicies.yaml'],
+  ])('%s renders %s', (template, file) => {
+    // Helm orders what it renders by kind; compare the objects, not their order.
+    const byName = (docs: Json[]) => [...docs].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    expect(byName(render(template))).toEqual(byName(committed(file)));
+  });
+
+  it('the chart carries the same CRDs as deploy/crds', () => {
+    for (const f of readdirSync(path.join(repoRoot, 'deploy/crds')))
+      expect(readFileSync(path.join(repoRoot, 'helm/emuv/crds', f), 'utf8'), f).toBe(
+        readFileSync(path.join(repoRoot, 'deploy/crds', f), 'utf8'),
+      );
+  });
 });
 
 /** Maps apiVersion + kind to its REST collection through the apiserver's discovery documents. */
