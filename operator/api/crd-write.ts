@@ -6,5 +6,6 @@ import { writeFileSync } from 'node:fs';
 import { CRD_FILES, crdYaml } from './crd.ts';
 
 for (const [file, build] of Object.entries(CRD_FILES)) {
-  for (const dir of ['../../deploy/crds/', '../../helm/emuv/crds/']) writeFileSync(new URL(`${dir}${file}`, import.meta.url), crdYaml(build()));
+  for (const dir of ['../../deploy/crds/', '../../helm/emuv/crds/'])
+    writeFileSync(new URL(`${dir}${file}`, import.meta.url), crdYaml(build()));
 }
