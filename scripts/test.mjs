@@ -34,7 +34,9 @@ const vitest = spawnSync(
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, 'utf8'));
   passed += r.numPassedTests;
-  failed += r.numFailedTests + (r.numFailedTestSuites ?? 0);
+  failed += r.numFailedTests;
+  // A file that fails to load has no failed test, only a failed suite: count it once.
+  if (r.numFailedTests === 0 && (r.numFailedTestSuites ?? 0) > 0) failed += r.numFailedTestSuites;
 } else failed += 1;
 if (vitest.status !== 0 && failed === 0) failed += 1;
 rmSync(out, { recursive: true, force: true });

@@ -155,8 +155,14 @@ describe('helm CLI', () => {
           expect(chartGroups.has(String(d.apiVersion).split('/')[0]), `${d.apiVersion} ${d.kind} is served by nothing`).toBe(true);
           continue;
         }
-        const url = `${target.base}${target.namespaced ? `/namespaces/${ns}` : ''}/${target.resource}?dryRun=All&fieldValidation=Strict`;
-        await kube.json('POST', url, d).catch((e: unknown) => rejected.push(`${d.kind}/${d.metadata?.name}: ${(e as Error).message}`));
+        // Server-side apply, dry run: validates the object whether or not it exists already (another
+        // test file may have installed the CRDs).
+        const url =
+          `${target.base}${target.namespaced ? `/namespaces/${ns}` : ''}/${target.resource}/${d.metadata.name}` +
+          '?dryRun=All&fieldValidation=Strict&fieldManager=emuv-chart-test&force=true';
+        await kube
+          .json('PATCH', url, d, 'application/apply-patch+yaml')
+          .catch((e: unknown) => rejected.push(`${d.kind}/${d.metadata?.name}: ${(e as Error).message}`));
       }
       expect(rejected).toEqual([]);
       await kube.deleteNamespace(ns);
