@@ -37,6 +37,9 @@ import type { NamespaceLike } from './webhook/policy-source.ts';
 import { WebhookServer } from './webhook/server.ts';
 import { X509Certificate } from 'node:crypto';
 
+/** How often a missing MutatingWebhookConfiguration is looked for again (self-managed certificates). */
+const CA_BUNDLE_RETRY_MS = 5000;
+
 type CachedInformer<T> = StartableInformer & { list(): ReadonlyArray<T>; get(name: string): T | undefined };
 
 /** An informer that restarts itself 5 s after a watch error (client-node informers do not). */
@@ -117,8 +120,18 @@ async function startWebhook(
     );
   }, cfg.certCheckIntervalMs);
   timer.unref();
+  // Until the webhook configuration exists to hold our CA, look for it every few seconds.
+  const pending = setInterval(() => {
+    if (cfg.certMode === 'self' && certs.caBundlePending)
+      loadTls().then(
+        (tls) => server.updateCertificate(tls),
+        (err: unknown) => log.error('certificate check failed', errFields(err)),
+      );
+  }, CA_BUNDLE_RETRY_MS);
+  pending.unref();
   return async () => {
     clearInterval(timer);
+    clearInterval(pending);
     await server.stop();
   };
 }

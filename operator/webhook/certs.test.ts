@@ -37,6 +37,18 @@ describe('CertManager', () => {
     expect(api.secrets.get('emuv-system/emuv-webhook-tls')!.type).toBe('kubernetes.io/tls');
   });
 
+  it('reports the caBundle pending while the webhook configuration does not exist, and fills it once it does', async () => {
+    const { api, mgr } = setup();
+    const mwc = api.webhookConfigs.get('emuv')!;
+    api.webhookConfigs.delete('emuv');
+    await mgr.ensure();
+    expect(mgr.caBundlePending).toBe(true);
+    api.webhookConfigs.set('emuv', mwc);
+    await mgr.ensure();
+    expect(mgr.caBundlePending).toBe(false);
+    expect(caBundle(api)).toBe(pem(api, 'ca.crt'));
+  });
+
   it('changes nothing on a second run', async () => {
     const { api, mgr } = setup();
     const a = await mgr.ensure();

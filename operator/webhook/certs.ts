@@ -74,6 +74,12 @@ export class CertManager {
   private readonly clock: Clock;
   private readonly cfg: Required<CertConfig>;
   private readonly log: CertLog | undefined;
+  /**
+   * True while the last ensure() found no MutatingWebhookConfiguration to write the caBundle into (the
+   * operator started before it was created, e.g. by Helm or `kubectl apply -f deploy/`): the caller
+   * then retries soon instead of at the next rotation check, or every emuv pod would be refused.
+   */
+  caBundlePending = false;
 
   constructor(deps: { api: CertApi; clock: Clock; config: CertConfig; log?: CertLog }) {
     this.api = deps.api;
@@ -204,9 +210,11 @@ export class CertManager {
     const name = this.cfg.webhookConfigName;
     const cfg = await this.api.getMutatingWebhookConfiguration(name);
     if (!cfg) {
-      this.log?.info('MutatingWebhookConfiguration not found; caBundle not set', { name });
+      if (!this.caBundlePending) this.log?.info('MutatingWebhookConfiguration not found; caBundle not set yet', { name });
+      this.caBundlePending = true;
       return;
     }
+    this.caBundlePending = false;
     const want = b64(bundlePem);
     const ops: JsonPatchOp[] = [];
     (cfg.webhooks ?? []).forEach((w, i) => {
