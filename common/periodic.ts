@@ -27,4 +27,12 @@ export class Periodic {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
   }
+
+  /**
+   * Resolves once no pass is in flight. After stop(), nothing runs once this resolves (unless run() is
+   * called again): what must not be undone by a late pass (uninstall) waits for it.
+   */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => {});
+  }
 }

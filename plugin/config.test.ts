@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../common/errors.ts';
-import { envName, parseDiscoverConfig, parseGpuMemory, parseHostSpill, parsePluginConfig, usage } from './config.ts';
+import { envName, parseDiscoverConfig, parseGpuMemory, parseHostSpill, parseOwnerDaemonSet, parsePluginConfig, usage } from './config.ts';
 
 const GiB = 1024 ** 3;
 
@@ -77,6 +77,38 @@ describe('emuv plugin configuration', () => {
     expect(parseHostSpill('auto')).toEqual({ kind: 'auto' });
     expect(parseHostSpill('40%')).toEqual({ kind: 'percent', percent: 40 });
     expect(parseHostSpill('64Gi')).toEqual({ kind: 'bytes', bytes: 64 * GiB });
+  });
+
+  it('takes --owner-daemonset as <namespace>/<name>, from EMUV_OWNER_DAEMONSET too; empty is off', () => {
+    expect(parsePluginConfig(['--node-name=x'], {}).ownerDaemonSet).toBeNull();
+    expect(parsePluginConfig(['--node-name=x'], { EMUV_OWNER_DAEMONSET: 'emuv-system/emuv-agent' }).ownerDaemonSet).toEqual({
+      namespace: 'emuv-system',
+      name: 'emuv-agent',
+    });
+    expect(
+      parsePluginConfig(['--node-name=x', '--owner-daemonset=gpu/emuv.agent-1'], { EMUV_OWNER_DAEMONSET: 'a/b' }).ownerDaemonSet,
+    ).toEqual({
+      namespace: 'gpu',
+      name: 'emuv.agent-1',
+    });
+    expect(parseOwnerDaemonSet('')).toBeNull();
+  });
+
+  it.each([
+    'emuv-agent',
+    'emuv-system/',
+    '/emuv-agent',
+    'a/b/c',
+    'Emuv-System/emuv-agent',
+    'emuv-system/emuv_agent',
+    'ns/-x',
+    `${'n'.repeat(64)}/x`,
+    ' a/b',
+  ])('--owner-daemonset %j is refused at start', (text) => {
+    expect(() => parsePluginConfig(['--node-name=x', `--owner-daemonset=${text}`], {})).toThrow(ConfigError);
+    expect(() => parseOwnerDaemonSet(text)).toThrow(
+      `--owner-daemonset ${text}: expected <namespace>/<name> (lowercase DNS names), e.g. emuv-system/emuv-agent`,
+    );
   });
 
   it('documents every flag with its environment variable', () => {

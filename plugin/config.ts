@@ -8,6 +8,7 @@ import { parseSize, VRAM_MODES, type VramMode } from '../common/contracts/interp
 import { ConfigError } from '../common/errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../common/log.ts';
 import { SORT_KEYS, type SortKey } from './top/render.ts';
+import type { DaemonSetRef } from './agent/uninstall.ts';
 import { DEFAULT_CAPACITY_CONFIG, MAX_SLOTS_PER_GPU, type CapacityConfig, type HostBudget } from './inventory/capacity.ts';
 
 /** Flags shared by `discover` and `plugin`. */
@@ -57,6 +58,11 @@ const PLUGIN_FLAGS = {
     default: '/var/lib/kubelet/pod-resources/kubelet.sock',
     help: 'the kubelet\'s PodResources socket (names the pod of each stats file), or "off"',
   },
+  'owner-daemonset': {
+    type: 'string',
+    default: '',
+    help: '<namespace>/<name> of the DaemonSet running this agent: gone or being deleted at SIGTERM = uninstall, the agent cleans its node (empty: never)',
+  },
 } as const;
 
 const VIEWER_FLAGS = {
@@ -65,6 +71,12 @@ const VIEWER_FLAGS = {
   'pod-resources-socket': { type: 'string', default: '', help: 'with --state-dir: name containers through this PodResources socket' },
   once: { type: 'boolean', default: false, help: 'top: print one snapshot and exit' },
   sort: { type: 'string', default: 'spill', help: `top: sort containers by ${SORT_KEYS.join(', ')}` },
+} as const;
+
+const REMOVE_AGENTS_FLAGS = {
+  'owner-daemonset': { type: 'string', default: '', help: '<namespace>/<name> of the agent DaemonSet to remove (required)' },
+  kubeconfig: { type: 'string', default: '', help: 'kubeconfig file (default: in-cluster configuration)' },
+  timeout: { type: 'string', default: '120', help: 'seconds to wait for every agent to clean its node and exit' },
 } as const;
 
 const DISCOVER_FLAGS = { ...COMMON_FLAGS, json: { type: 'boolean', default: false, help: 'print the versioned JSON document' } } as const;
@@ -97,6 +109,8 @@ export interface PluginConfig extends CommonConfig {
   kubeconfig: string | null;
   metrics: { host: string; port: number } | null;
   podResourcesSocket: string | null;
+  /** The agent's own DaemonSet, asked about at SIGTERM (uninstall cleanup); null: never asked. */
+  ownerDaemonSet: DaemonSetRef | null;
 }
 
 export function envName(flag: string): string {
@@ -126,8 +140,32 @@ export function parseViewerConfig(argv: string[], env: Record<string, string | u
   };
 }
 
-export function usage(command: 'discover' | 'plugin' | 'top' | 'status'): string {
-  const flags: FlagSpec = command === 'plugin' ? PLUGIN_FLAGS : command === 'discover' ? DISCOVER_FLAGS : VIEWER_FLAGS;
+export interface RemoveAgentsConfig {
+  daemonSet: DaemonSetRef;
+  kubeconfig: string | null;
+  timeoutMs: number;
+}
+
+/** `emuv remove-agents`: the chart's pre-delete hook. */
+export function parseRemoveAgentsConfig(argv: string[], env: Record<string, string | undefined>): RemoveAgentsConfig {
+  const v = parseFlags(REMOVE_AGENTS_FLAGS, argv, env);
+  const daemonSet = parseOwnerDaemonSet(v['owner-daemonset'] as string);
+  if (!daemonSet)
+    throw new ConfigError('--owner-daemonset is required: <namespace>/<name> of the agent DaemonSet, e.g. emuv-system/emuv-agent');
+  const timeout = v.timeout as string;
+  if (!/^[1-9][0-9]{0,4}$/.test(timeout)) throw new ConfigError(`--timeout ${timeout}: expected whole seconds, 1 to 99999`);
+  return { daemonSet, kubeconfig: (v.kubeconfig as string) || null, timeoutMs: Number(timeout) * 1000 };
+}
+
+export function usage(command: 'discover' | 'plugin' | 'top' | 'status' | 'remove-agents'): string {
+  const flags: FlagSpec =
+    command === 'plugin'
+      ? PLUGIN_FLAGS
+      : command === 'discover'
+        ? DISCOVER_FLAGS
+        : command === 'remove-agents'
+          ? REMOVE_AGENTS_FLAGS
+          : VIEWER_FLAGS;
   const lines = Object.entries(flags).map(([name, f]) => {
     const def = f.default !== undefined && f.default !== '' ? ` (default ${String(f.default)})` : '';
     return `  --${name.padEnd(20)} ${f.help}${def}  [${envName(name)}]`;
@@ -242,6 +280,22 @@ export function parseListenAddress(flag: string, text: string): { host: string; 
   return { host: m[1] === '' ? '0.0.0.0' : m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+/**
+ * `<namespace>/<name>`: a namespace is a DNS-1123 label, a DaemonSet name a DNS-1123 subdomain, as the
+ * API has them. Empty: the feature is off. (A well-formed name of no DaemonSet would read as "uninstalled"
+ * at SIGTERM; the agent checks at start that it exists.)
+ */
+export function parseOwnerDaemonSet(text: string): DaemonSetRef | null {
+  if (text === '') return null;
+  const label = '[a-z0-9](?:[-a-z0-9]*[a-z0-9])?';
+  const m = new RegExp(`^(?<namespace>${label})/(?<name>${label}(?:\\.${label})*)$`).exec(text);
+  const namespace = m?.groups?.namespace ?? '';
+  const name = m?.groups?.name ?? '';
+  if (!m || namespace.length > 63 || name.length > 253)
+    throw new ConfigError(`--owner-daemonset ${text}: expected <namespace>/<name> (lowercase DNS names), e.g. emuv-system/emuv-agent`);
+  return { namespace, name };
+}
+
 export function parsePluginConfig(argv: string[], env: Record<string, string | undefined>): PluginConfig {
   const v = parseFlags(PLUGIN_FLAGS, argv, env);
   const str = (k: string) => v[k] as string;
@@ -262,5 +316,6 @@ export function parsePluginConfig(argv: string[], env: Record<string, string | u
     kubeconfig: str('kubeconfig') || null,
     metrics: parseListenAddress('metrics-addr', str('metrics-addr')),
     podResourcesSocket: str('pod-resources-socket') === 'off' ? null : str('pod-resources-socket'),
+    ownerDaemonSet: parseOwnerDaemonSet(str('owner-daemonset')),
   };
 }

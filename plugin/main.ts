@@ -3,11 +3,14 @@
  * `emuv`: the entry point and the only place that reads process.argv, process.env and signals.
  *   emuv discover [flags]   print the node's GPUs and the capacity the agent would publish
  *   emuv plugin [flags]     run the node agent (device plugin + node status)
+ *   emuv top|status [flags] view an agent's /status
+ *   emuv remove-agents      the chart's pre-delete hook (agent/remove-agents.ts)
  */
 import { ConfigError } from '../common/errors.ts';
 import { createLogger, errFields } from '../common/log.ts';
 import { startAgent } from './agent/agent.ts';
-import { parseDiscoverConfig, parsePluginConfig, parseViewerConfig, usage, type CommonConfig } from './config.ts';
+import { parseDiscoverConfig, parsePluginConfig, parseRemoveAgentsConfig, parseViewerConfig, usage, type CommonConfig } from './config.ts';
+import { removeAgents } from './agent/remove-agents.ts';
 import { agentSource, statsDirSource } from './top/sources.ts';
 import { runTop } from './top/top.ts';
 import { discoverNode } from './discovery/discover.ts';
@@ -22,6 +25,8 @@ commands:
   plugin     run the node agent: device plugin for emuv.io/vgpu and node status for emuv.io/vram-virtual
   status     print the agent's /status document (JSON)
   top        live view of GPUs, virtual capacity, spill and containers (--once: one snapshot)
+  remove-agents  delete the agent DaemonSet in the foreground and wait: every agent cleans its node first
+                 (the Helm chart's pre-delete hook)
 
 Run "emuv <command> --help" for its flags.
 `;
@@ -54,14 +59,17 @@ async function plugin(argv: string[]): Promise<number> {
   const nvml = loadNvml(cfg, (reason) => logger.info('nvml unavailable', { reason }));
   let nodeApi;
   let emuvNodeApi;
+  let uninstallApi;
   if (cfg.nodeStatus) {
     // Loaded only when needed: the Kubernetes client is most of the agent's memory.
-    const { createEmuvNodeApi, createNodeApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
+    const { createEmuvNodeApi, createNodeApi, createUninstallApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
     const kc = loadKubeConfig(cfg.kubeconfig);
     nodeApi = createNodeApi(kc);
     emuvNodeApi = createEmuvNodeApi(kc);
+    // Each call at SIGTERM gives up after 5 s: the whole must fit in the pod's 30 s grace period.
+    if (cfg.ownerDaemonSet) uninstallApi = createUninstallApi(kc, 5000);
   }
-  const agent = await startAgent(cfg, { logger, nvml, nodeApi, emuvNodeApi });
+  const agent = await startAgent(cfg, { logger, nvml, nodeApi, emuvNodeApi, uninstallApi });
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       logger.info('stopping', { signal });
@@ -69,8 +77,10 @@ async function plugin(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    // From here a SIGTERM stops the agent in order (and may clean up); before, it kills the process.
+    logger.info('running');
   });
-  await agent.stop();
+  await agent.terminate();
   logger.info('stopped');
   return 0;
 }
@@ -90,8 +100,36 @@ async function viewer(command: 'top' | 'status', argv: string[]): Promise<number
   }
 }
 
+async function removeAgentsCommand(argv: string[]): Promise<number> {
+  const cfg = parseRemoveAgentsConfig(argv, process.env);
+  const logger = createLogger({ level: 'info', component: 'remove-agents' });
+  const { createRemoveAgentsApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
+  const daemonSet = `${cfg.daemonSet.namespace}/${cfg.daemonSet.name}`;
+  logger.info('deleting the agent DaemonSet in the foreground; each agent cleans its node before it exits', { daemonSet });
+  const r = await removeAgents(createRemoveAgentsApi(loadKubeConfig(cfg.kubeconfig), 10_000), cfg.daemonSet, { timeoutMs: cfg.timeoutMs });
+  if (r.outcome === 'timeout') {
+    logger.error('agents still running at the deadline; their nodes may keep emuv files and node status (docs/agent.md, Uninstall)', {
+      daemonSet,
+      waitedMs: r.waitedMs,
+    });
+    return 1;
+  }
+  logger.info(r.outcome === 'gone' ? 'every agent has cleaned its node and exited' : 'no agent DaemonSet: nothing to do', {
+    daemonSet,
+    waitedMs: r.waitedMs,
+  });
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'remove-agents') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${usage(command)}\n`);
+      return 0;
+    }
+    return removeAgentsCommand(rest);
+  }
   if (command === 'top' || command === 'status') {
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(`${usage(command)}\n`);

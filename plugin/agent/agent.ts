@@ -29,6 +29,7 @@ import { buildStatus, type StatusDocument } from '../usage/status.ts';
 import { installInterposer } from './interposer-install.ts';
 import { applyNodeConfig, EmuvNodeSync, emuvNodeStatus, type EmuvNodeApi } from './emuv-node.ts';
 import { desiredFromInventory, NodeStatusPublisher, type NodeApi } from './node-status.ts';
+import { decideOnStop, runUninstallSteps, uninstallSteps, type DaemonSetRef, type UninstallApi } from './uninstall.ts';
 
 export interface AgentDeps {
   logger: Logger;
@@ -43,6 +44,13 @@ export interface AgentDeps {
   nodeStatusResyncMs?: number;
   /** How often the stats files are read. When unspecified, 2000 ms. */
   usageIntervalMs?: number;
+  /** Asked at terminate() whether emuv is being uninstalled; required with config.ownerDaemonSet and node status on. */
+  uninstallApi?: UninstallApi;
+  /** Limits of terminate(), from its start. When unspecified: 5000 ms to ask about the DaemonSet, 20000 ms in all. */
+  ownerCheckTimeoutMs?: number;
+  uninstallDeadlineMs?: number;
+  /** How long the empty device list is given to reach the kubelet before the server stops. When unspecified, 500 ms. */
+  uninstallFlushMs?: number;
 }
 
 export interface AgentHandle {
@@ -52,6 +60,12 @@ export interface AgentHandle {
   refreshStatus(): Promise<StatusDocument>;
   metricsPort: number | null;
   stop(): Promise<void>;
+  /**
+   * What SIGTERM does: with --owner-daemonset and node status on, ask whether the agent's DaemonSet is
+   * gone or being deleted (emuv is being uninstalled) and if so remove what the agent put on the node;
+   * then stop.
+   */
+  terminate(): Promise<void>;
 }
 
 /**
@@ -214,6 +228,25 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     publisher.start();
   }
 
+  // Uninstall cleanup at SIGTERM needs the API (to tell an uninstall from a restart) and a DaemonSet that
+  // exists now: a name of no DaemonSet would read as "uninstalled" at every restart and wipe the node.
+  let uninstall: { api: UninstallApi; owner: DaemonSetRef } | null = null;
+  if (config.ownerDaemonSet && !config.nodeStatus) {
+    log.info('no uninstall cleanup: with --node-status=off nothing can tell an uninstall from a restart, so nothing is removed');
+  } else if (config.ownerDaemonSet) {
+    if (!deps.uninstallApi) throw new Error('--owner-daemonset is set but no Kubernetes API for it was given');
+    const owner = config.ownerDaemonSet;
+    const ownerName = `${owner.namespace}/${owner.name}`;
+    const atStart = await decideOnStop(deps.uninstallApi, owner, deps.ownerCheckTimeoutMs ?? 5000);
+    if (atStart.reason === 'daemonset-gone')
+      log.error('--owner-daemonset names no DaemonSet: uninstall cleanup is off until the flag is fixed', { daemonSet: ownerName });
+    else {
+      uninstall = { api: deps.uninstallApi, owner };
+      if (atStart.reason === 'api-error')
+        log.warn('cannot read the owner DaemonSet now; it is asked again at SIGTERM', { daemonSet: ownerName, err: atStart.error });
+    }
+  }
+
   let http: Awaited<ReturnType<typeof startHttpServer>> | null = null;
   if (config.metrics) {
     try {
@@ -231,20 +264,56 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     }
   }
 
+  const stop = async () => {
+    clearInterval(healthTimer);
+    clearInterval(usageTimer);
+    emuvNodeSync?.stop();
+    podResources?.close();
+    publisher?.stop();
+    await lifecycle.stop();
+    await http?.close();
+    deps.nvml?.close();
+  };
+
+  const terminate = async () => {
+    if (uninstall) {
+      const started = Date.now();
+      const daemonSet = `${uninstall.owner.namespace}/${uninstall.owner.name}`;
+      const decision = await decideOnStop(uninstall.api, uninstall.owner, deps.ownerCheckTimeoutMs ?? 5000);
+      if (decision.uninstall) {
+        log.info('emuv is being uninstalled: removing what the agent put on this node', { daemonSet, reason: decision.reason });
+        // Nothing may re-publish what the steps remove: the loops stop, and a pass in flight finishes first.
+        clearInterval(healthTimer);
+        clearInterval(usageTimer);
+        await emuvNodeSync?.halt();
+        await publisher?.halt();
+        const outcomes = await runUninstallSteps(
+          uninstallSteps({
+            plugin: { withdraw: () => state.withdraw(), stop: () => lifecycle.stop() },
+            flushMs: deps.uninstallFlushMs ?? 500,
+            api: uninstall.api,
+            nodeName: config.nodeName,
+            interposerDir: config.interposerDir,
+            stateDir: config.stateDir,
+          }),
+          { deadline: started + (deps.uninstallDeadlineMs ?? 20_000), logger: log.child({ module: 'uninstall' }) },
+        );
+        const failed = outcomes.filter((o) => o.outcome !== 'done').map((o) => o.step);
+        if (failed.length > 0) log.warn('uninstall cleanup incomplete', { daemonSet, failed });
+        else log.info('uninstall cleanup done', { daemonSet });
+      } else if (decision.reason === 'daemonset-exists')
+        log.info('owner DaemonSet exists (rolling update, drain or eviction): leaving the node as it is', { daemonSet });
+      else log.warn('cannot tell whether emuv is being uninstalled: leaving the node as it is', { daemonSet, err: decision.error });
+    }
+    await stop();
+  };
+
   return {
     lifecycle,
     state,
     metricsPort: http?.port ?? null,
     refreshStatus,
-    stop: async () => {
-      clearInterval(healthTimer);
-      clearInterval(usageTimer);
-      emuvNodeSync?.stop();
-      podResources?.close();
-      publisher?.stop();
-      await lifecycle.stop();
-      await http?.close();
-      deps.nvml?.close();
-    },
+    stop,
+    terminate,
   };
 }

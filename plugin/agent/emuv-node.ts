@@ -134,6 +134,7 @@ export class EmuvNodeSync {
   readonly #loop: Periodic;
   #applied: string | null = null; // JSON of the spec in effect ("" = none: flags only)
   #lastStatus = '';
+  #halted = false;
 
   constructor(o: EmuvNodeSyncOptions) {
     this.#o = o;
@@ -148,11 +149,19 @@ export class EmuvNodeSync {
     this.#loop.stop();
   }
 
+  /** Stops the loop and waits for a pass in flight: nothing more is done to the EmuvNode once this resolves. */
+  async halt(): Promise<void> {
+    this.#halted = true;
+    this.#loop.stop();
+    await this.#loop.settled();
+  }
+
   reconcile(): Promise<void> {
     return this.#loop.run();
   }
 
   async #reconcile(): Promise<void> {
+    if (this.#halted) return;
     const { api, nodeName, logger } = this.#o;
     try {
       const obj = await api.get(nodeName);

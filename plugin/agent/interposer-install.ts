@@ -18,6 +18,20 @@ export const REAL_LIBRARY_LINKS = {
   'libemuv-real-nvml.so': 'libnvidia-ml.so.1',
 } as const;
 
+/** Names under <interposer-dir>: the library directory and the preload list. */
+export const LIB_DIR_NAME = 'lib';
+export const PRELOAD_FILE_NAME = 'ld.so.preload';
+/** A file is written as `<final>.tmp-<pid>` and renamed; an install cut short can leave one behind. */
+export const TEMP_INFIX = '.tmp-';
+
+/** Every file installInterposer writes under targetDir, and its library directory (what uninstall removes). */
+export function installedPaths(targetDir: string): { libDir: string; preloadFile: string; files: string[] } {
+  const libDir = join(targetDir, LIB_DIR_NAME);
+  const preloadFile = join(targetDir, PRELOAD_FILE_NAME);
+  const libs = [...Object.values(LIBRARY_FILES), ...Object.keys(REAL_LIBRARY_LINKS)].map((f) => join(libDir, f));
+  return { libDir, preloadFile, files: [...libs, preloadFile] };
+}
+
 export function preloadFileContent(): string {
   return `${CONTAINER_PATHS.libDir}/${LIBRARY_FILES.cuda}\n${CONTAINER_PATHS.libDir}/${LIBRARY_FILES.nvml}\n`;
 }
@@ -32,10 +46,10 @@ export function installInterposer(opts: { sourceDir: string; targetDir: string; 
       reason: `no ${missing.join(', ')} in ${opts.sourceDir}: containers get device nodes and EMUV_* but no interposer`,
     };
   }
-  const libDir = join(opts.targetDir, 'lib');
+  const { libDir, preloadFile } = installedPaths(opts.targetDir);
   mkdirSync(libDir, { recursive: true, mode: 0o755 });
   const replace = (final: string, write: (tmp: string) => void) => {
-    const tmp = `${final}.tmp-${process.pid}`;
+    const tmp = `${final}${TEMP_INFIX}${process.pid}`;
     rmSync(tmp, { force: true });
     write(tmp);
     renameSync(tmp, final);
@@ -43,7 +57,6 @@ export function installInterposer(opts: { sourceDir: string; targetDir: string; 
   for (const file of Object.values(LIBRARY_FILES)) replace(join(libDir, file), (tmp) => copyFileSync(join(opts.sourceDir, file), tmp));
   for (const [link, real] of Object.entries(REAL_LIBRARY_LINKS))
     replace(join(libDir, link), (tmp) => symlinkSync(join(opts.driverLibDir, real), tmp));
-  const preloadFile = join(opts.targetDir, 'ld.so.preload');
   replace(preloadFile, (tmp) => writeFileSync(tmp, preloadFileContent(), { mode: 0o644 }));
   return { install: { libDir, preloadFile } };
 }

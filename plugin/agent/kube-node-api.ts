@@ -1,11 +1,24 @@
 /**
- * NodeApi over @kubernetes/client-node. Imported lazily by main.ts only when node status is on:
+ * NodeApi, EmuvNodeApi and UninstallApi over @kubernetes/client-node. Imported lazily by main.ts only when node status is on:
  * the client library alone costs ~60 MiB of RSS, which a standalone device plugin should not pay.
  */
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  Observable,
+  PatchStrategy,
+  setHeaderOptions,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
+} from '@kubernetes/client-node';
 import { GROUP, PLURAL_NODE, VERSION } from '../../common/contracts/emuv-node.ts';
 import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
 import type { JsonPatchOp, NodeApi, NodeView } from './node-status.ts';
+import type { RemoveAgentsApi } from './remove-agents.ts';
+import type { DaemonSetView, UninstallApi } from './uninstall.ts';
 
 /** In-cluster configuration when kubeconfigPath is null, else that file. */
 export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
@@ -15,16 +28,88 @@ export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
   return kc;
 }
 
-export function createNodeApi(kc: KubeConfig): NodeApi {
+/**
+ * Options that abort each request after timeoutMs (a fresh signal per request). For the calls made at
+ * SIGTERM: an apiserver that does not answer must not hold the agent past its grace period.
+ */
+function withRequestTimeout(timeoutMs: number | undefined, options?: ConfigurationOptions): ConfigurationOptions | undefined {
+  if (timeoutMs === undefined) return options;
+  const abortAfter: ObservableMiddleware = {
+    pre: (ctx) => {
+      ctx.setSignal(AbortSignal.timeout(timeoutMs));
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (res) => new Observable(Promise.resolve(res)),
+  };
+  return { ...options, middleware: [...(options?.middleware ?? []), abortAfter], middlewareMergeStrategy: 'append' };
+}
+
+/** `timeoutMs`: abort each request after that long; unset, requests wait as long as the client does. */
+export function createNodeApi(kc: KubeConfig, opts: { timeoutMs?: number } = {}): NodeApi {
   const core = kc.makeApiClient(CoreV1Api);
-  const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+  const plain = withRequestTimeout(opts.timeoutMs);
+  const jsonPatch = withRequestTimeout(opts.timeoutMs, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
   return {
-    getNode: async (name) => (await core.readNode({ name })) as NodeView,
+    getNode: async (name) => (await core.readNode({ name }, plain)) as NodeView,
     patchNodeStatus: async (name, ops: JsonPatchOp[]) => {
       await core.patchNodeStatus({ name, body: ops }, jsonPatch);
     },
     patchNode: async (name, ops: JsonPatchOp[]) => {
       await core.patchNode({ name, body: ops }, jsonPatch);
+    },
+  };
+}
+
+/** The calls made at SIGTERM (plugin/agent/uninstall.ts), each aborted after timeoutMs. */
+export function createUninstallApi(kc: KubeConfig, timeoutMs: number): UninstallApi {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const plain = withRequestTimeout(timeoutMs);
+  const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+  return {
+    ...createNodeApi(kc, { timeoutMs }),
+    getDaemonSet: async ({ namespace, name }) => {
+      try {
+        return (await apps.readNamespacedDaemonSet({ namespace, name }, plain)) as DaemonSetView;
+      } catch (err) {
+        if (notFound(err)) return null;
+        throw err;
+      }
+    },
+    deleteEmuvNode: async (name) => {
+      try {
+        await custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name }, plain);
+        return true;
+      } catch (err) {
+        if (notFound(err)) return false;
+        throw err;
+      }
+    },
+  };
+}
+
+/** `emuv remove-agents` (remove-agents.ts), each request aborted after timeoutMs. */
+export function createRemoveAgentsApi(kc: KubeConfig, timeoutMs: number): RemoveAgentsApi {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const plain = withRequestTimeout(timeoutMs);
+  const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
+  return {
+    deleteDaemonSetForeground: async ({ namespace, name }) => {
+      try {
+        await apps.deleteNamespacedDaemonSet({ namespace, name, propagationPolicy: 'Foreground' }, plain);
+        return true;
+      } catch (err) {
+        if (notFound(err)) return false;
+        throw err;
+      }
+    },
+    getDaemonSet: async ({ namespace, name }) => {
+      try {
+        return (await apps.readNamespacedDaemonSet({ namespace, name }, plain)) as DaemonSetView;
+      } catch (err) {
+        if (notFound(err)) return null;
+        throw err;
+      }
     },
   };
 }

@@ -106,6 +106,7 @@ export class NodeStatusPublisher {
   readonly #loop: Periodic;
   #desired: DesiredNodeState | null = null;
   #lastOk = false;
+  #halted = false;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
@@ -131,6 +132,13 @@ export class NodeStatusPublisher {
     this.#loop.stop();
   }
 
+  /** Stops the loop and waits for a pass in flight: nothing more is done to the Node once this resolves. */
+  async halt(): Promise<void> {
+    this.#halted = true;
+    this.#loop.stop();
+    await this.#loop.settled();
+  }
+
   /** One level-triggered pass; concurrent calls share the pass in flight. */
   reconcile(): Promise<void> {
     return this.#loop.run();
@@ -138,7 +146,7 @@ export class NodeStatusPublisher {
 
   async #reconcile(): Promise<void> {
     const desired = this.#desired;
-    if (!desired) return;
+    if (!desired || this.#halted) return;
     const { api, nodeName, logger } = this.#o;
     try {
       const node = await api.getNode(nodeName);

@@ -60,6 +60,14 @@ export function resolveGrant(ids: readonly string[], inventory: Inventory): Gran
   return { gpu: owner.get(ids[0]!)!, slotIds: [...ids], allocId: allocIdFor(ids) };
 }
 
+/**
+ * Whether a name is one allocIdFor makes (a slot ID, or the first slot ID, count and digest): how the
+ * uninstall tells the agent's stats directories from anything else someone keeps in the state directory.
+ */
+export function isAllocId(name: string): boolean {
+  return /^gpu-[0-9a-f]{4}-[0-9a-f]{2}-[0-9a-f]{2}-[0-7]-s[0-9]{2,3}(-n[0-9]{1,3}-[0-9a-f]{12})?$/.test(name);
+}
+
 export function statsDirFor(stateDir: string, allocId: string): string {
   return join(stateDir, allocId);
 }

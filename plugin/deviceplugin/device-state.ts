@@ -19,6 +19,7 @@ export class DeviceState {
   #health = new Map<string, GpuHealth>();
   #listeners = new Set<Listener>();
   #devices: readonly Device[] = [];
+  #withdrawn = false;
 
   constructor(inventory: Inventory) {
     this.#inventory = inventory;
@@ -55,6 +56,16 @@ export class DeviceState {
     return changed;
   }
 
+  /**
+   * Offers no devices from now on (uninstall): every ListAndWatch stream is sent an empty list, so the
+   * kubelet sets emuv.io/vgpu capacity and allocatable to 0 at once rather than only after its grace
+   * period for a plugin that went away. Later inventory or health changes do not bring devices back.
+   */
+  withdraw(): void {
+    this.#withdrawn = true;
+    this.#changed();
+  }
+
   subscribe(fn: Listener): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
@@ -66,6 +77,10 @@ export class DeviceState {
   }
 
   #rebuild(): void {
+    if (this.#withdrawn) {
+      this.#devices = Object.freeze([]);
+      return;
+    }
     this.#devices = Object.freeze(
       this.#inventory.gpus.flatMap((g) =>
         g.slots.map((s) => ({

@@ -1,8 +1,10 @@
 /**
  * An HTTP server standing in for the kube-apiserver's Node endpoints: it records every request
  * (method, path, content type, JSON patch), refuses patches that are not application/json-patch+json,
- * applies add/remove operations to one Node, and lets a test change that Node behind the client's
- * back (as a kubelet re-registering the node does). Test code.
+ * applies add/remove operations to one Node (all or nothing, 422 for removing a member that is not
+ * there, as the apiserver does), and lets a test change that Node behind the client's back (as a
+ * kubelet re-registering the node does). Also that node's EmuvNode (GET, status merge-patch, DELETE),
+ * DaemonSets by namespace and name (GET), and requests that never get an answer. Test code.
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -35,8 +37,12 @@ export class FakeApiServer {
     spec: Record<string, unknown>;
     status?: Record<string, unknown>;
   } | null = null;
+  /** DaemonSets by "<namespace>/<name>"; GET of any other answers 404. */
+  daemonSets = new Map<string, { metadata: { name: string; namespace: string; deletionTimestamp?: string } }>();
   requests: Recorded[] = [];
   failNext = 0;
+  /** Requests this matches are recorded and never answered (an apiserver that hangs). */
+  stall: ((method: string, path: string) => boolean) | null = null;
   server: Server = createServer((req, res) => void this.handle(req, res));
   port = 0;
 
@@ -51,6 +57,7 @@ export class FakeApiServer {
     const body = raw && req.headers['content-type'] === 'application/json-patch+json' ? (JSON.parse(raw) as JsonPatchOp[]) : null;
     const path = req.url ?? '';
     this.requests.push({ method: req.method ?? '', path, contentType: req.headers['content-type'], body });
+    if (this.stall?.(req.method ?? '', path)) return;
     if (this.failNext > 0) {
       this.failNext--;
       res.writeHead(503, { 'content-type': 'application/json' }).end('{"kind":"Status","code":503}');
@@ -58,6 +65,16 @@ export class FakeApiServer {
     }
     if (path.startsWith(`/apis/emuv.io/v1alpha1/emuvnodes/${this.nodeName}`)) {
       this.handleEmuvNode(req, res, path, raw);
+      return;
+    }
+    const ds = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/daemonsets\/([^/?]+)(\?.*)?$/.exec(path);
+    if (ds && req.method === 'GET') {
+      const found = this.daemonSets.get(`${ds[1]}/${ds[2]}`);
+      if (found)
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...found }));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404,"reason":"NotFound"}');
       return;
     }
     if (!path.startsWith(`/api/v1/nodes/${this.nodeName}`)) {
@@ -69,15 +86,32 @@ export class FakeApiServer {
         res.writeHead(415).end();
         return;
       }
-      this.apply(body!);
+      try {
+        this.apply(body!);
+      } catch (err) {
+        res
+          .writeHead(422, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ kind: 'Status', code: 422, message: (err as Error).message }));
+        return;
+      }
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'v1', kind: 'Node', ...this.node }));
   }
 
-  /** GET of the EmuvNode, and merge-patch of its status subresource (what the agent does). */
+  /** GET of the EmuvNode, merge-patch of its status subresource, and DELETE (what the agent does). */
   handleEmuvNode(req: IncomingMessage, res: ServerResponse, path: string, raw: string) {
     if (!this.emuvNode) {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404,"reason":"NotFound"}');
+      return;
+    }
+    if (req.method === 'DELETE') {
+      if (path.split('?')[0] !== `/apis/emuv.io/v1alpha1/emuvnodes/${this.nodeName}`) {
+        res.writeHead(405).end();
+        return;
+      }
+      const gone = this.emuvNode;
+      this.emuvNode = null;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(gone));
       return;
     }
     if (req.method === 'PATCH') {
@@ -91,19 +125,27 @@ export class FakeApiServer {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.emuvNode));
   }
 
-  /** A minimal RFC 6902 apply for add/remove on object members, enough to check the publisher's patches. */
+  /**
+   * A minimal RFC 6902 apply for add/remove on object members, enough to check the agent's patches. All
+   * or nothing: removing a member that is not there throws and leaves the Node as it was.
+   */
   apply(ops: JsonPatchOp[]) {
+    const node = structuredClone(this.node);
     for (const op of ops) {
       const parts = op.path
         .split('/')
         .slice(1)
         .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-      let target: Record<string, unknown> = this.node as unknown as Record<string, unknown>;
+      let target: Record<string, unknown> = node as unknown as Record<string, unknown>;
       for (const p of parts.slice(0, -1)) target = target[p] as Record<string, unknown>;
       const last = parts.at(-1)!;
       if (op.op === 'add') target[last] = op.value;
-      else if (op.op === 'remove') delete target[last];
+      else if (op.op === 'remove') {
+        if (!(last in target)) throw new Error(`remove ${op.path}: no such member`);
+        delete target[last];
+      }
     }
+    this.node = node;
   }
 
   /** Writes a kubeconfig that points at this server (plain HTTP, no credentials). */
@@ -116,6 +158,8 @@ export class FakeApiServer {
   }
 
   stop() {
-    return new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeAllConnections(); // stalled requests too
+    return closed;
   }
 }
