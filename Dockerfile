@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
-# One image for every emuv component: the node agent (`emuv plugin`), the CLI, and the interposer
+# One image for every emuv component: the node agent (`emuv plugin`), the operator, the CLI, and the interposer
 # libraries the agent installs onto GPU nodes. Built in three stages: JavaScript bundle, native
 # libraries, then a slim Node 24 runtime holding only what runs.
+# The test harness replays the runtime stage without a container engine (test/cluster/images/emuv-image.ts):
+# keep it to LABEL, WORKDIR, COPY, ENV, USER and ENTRYPOINT, or teach that builder the new instruction.
 
 # --- 1. JavaScript: dependencies (Node 24 comes from the pinned `node` dev dependency) and the bundle
 FROM node:24-bookworm AS js
@@ -13,6 +15,7 @@ COPY scripts/ scripts/
 COPY common/ common/
 COPY protos/ protos/
 COPY plugin/ plugin/
+COPY operator/ operator/
 RUN npm run build
 
 # --- 2. Native: the interposer (headers fetched and verified by the build itself)
@@ -34,12 +37,14 @@ LABEL org.opencontainers.image.title="emuv" \
       org.opencontainers.image.source="https://github.com/emuv/emuv"
 WORKDIR /app
 COPY --from=js /src/dist/ dist/
-# koffi is a native addon and stays outside the bundle.
+# koffi is a native addon and stays outside the bundle; its compiled module is the platform package
+# npm installed beside it (@koromix/koffi-<os>-<arch>).
 COPY --from=js /src/node_modules/koffi/ node_modules/koffi/
+COPY --from=js /src/node_modules/@koromix/ node_modules/@koromix/
 COPY --from=native /src/native/build/lib/ native/build/lib/
 COPY LICENSE ./
-# The agent's V8 flags (docs/benchmarks.md); the chart sets the same value (agent.nodeOptions).
-ENV NODE_OPTIONS="--lite-mode --max-semi-space-size=1 --max-old-space-size=48"
 # Non-root by default; the agent's pod runs as UID 0 without capabilities (docs/security.md).
 USER 65532:65532
-ENTRYPOINT ["node", "/app/dist/emuv.mjs"]
+# The agent's V8 flags (docs/benchmarks.md), on the command line because Node refuses --lite-mode in
+# NODE_OPTIONS; the chart passes the same ones (agent.nodeArgs).
+ENTRYPOINT ["node", "--lite-mode", "--max-semi-space-size=1", "--max-old-space-size=48", "/app/dist/emuv.mjs"]

@@ -1,6 +1,6 @@
 /**
- * V8 flags the agent runs with in production (NODE_OPTIONS in the image, agent.nodeOptions in the
- * chart; test/delivery checks they agree): no optimising JIT (the agent's work is I/O, not
+ * V8 flags the agent runs with in production (the image's ENTRYPOINT, agent.nodeArgs in the chart; on
+ * the command line, as Node refuses --lite-mode in NODE_OPTIONS; test/delivery checks they agree): no optimising JIT (the agent's work is I/O, not
  * computation), a 1 MiB young generation and a 48 MiB old generation (the agent's live heap is about
  * 11 MiB with the Kubernetes client loaded). bench/deviceplugin.ts measures them against Node's defaults.
  */

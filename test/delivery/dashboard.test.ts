@@ -1,6 +1,8 @@
 /**
  * The Grafana dashboard (deploy/grafana/emuv-dashboard.json) only queries metrics that emuv exports:
- * every emuv_* name in its expressions must be registered by the agent or the operator.
+ * every emuv_* name in its expressions must be registered by the agent or the operator. The chart's copy
+ * (helm/emuv/files/, for the optional ConfigMap: Helm's .Files sees only files inside the chart) is the
+ * same file.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,5 +29,12 @@ describe('Grafana dashboard', () => {
     const missing = [...used].filter((n) => !names.has(n) && !names.has(n.replace(/_bucket$/, '')));
     expect(used.size).toBeGreaterThan(15);
     expect(missing).toEqual([]);
+  });
+
+  it('the chart carries deploy/grafana/emuv-dashboard.json byte for byte (helm/emuv/files/emuv-dashboard.json)', () => {
+    const documented = readFileSync(join(REPO_ROOT, 'deploy/grafana/emuv-dashboard.json'));
+    const chart = readFileSync(join(REPO_ROOT, 'helm/emuv/files/emuv-dashboard.json'));
+    // Edit deploy/grafana/emuv-dashboard.json, then: cp deploy/grafana/emuv-dashboard.json helm/emuv/files/
+    expect(chart.equals(documented), 'helm/emuv/files/emuv-dashboard.json differs from deploy/grafana/emuv-dashboard.json').toBe(true);
   });
 });

@@ -15,6 +15,10 @@ export interface OciImage {
   entrypoint: string[];
   cmd?: string[];
   env?: string[];
+  /** `uid:gid` the image's processes run as (OCI config User); root when absent. */
+  user?: string;
+  workingDir?: string;
+  labels?: Record<string, string>;
 }
 
 const TAR_FLAGS = ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=posix'];
@@ -47,7 +51,9 @@ export function buildOciArchive(image: OciImage, out: string): { manifestDigest:
         Entrypoint: image.entrypoint,
         ...(image.cmd ? { Cmd: image.cmd } : {}),
         Env: image.env ?? ['PATH=/'],
-        WorkingDir: '/',
+        WorkingDir: image.workingDir ?? '/',
+        ...(image.user ? { User: image.user } : {}),
+        ...(image.labels ? { Labels: image.labels } : {}),
       },
       rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] },
       history: [{ created_by: 'emuv test/cluster/images/oci-archive.ts' }],
