@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: emuv end to end on one machine, on a simulated 8 GiB GeForce when there is no
+ * `npm run demo:local`: emuv's node-side pipeline on one machine, without a cluster or root, on a simulated 8 GiB GeForce when there is no
  * NVIDIA GPU (a sysfs fixture + the simulated driver, clearly labelled), on the real GPU otherwise.
  *
  *   1. the node agent discovers the GPU and computes what the node offers;
@@ -10,8 +10,8 @@
  *      preloaded, sees a 28 GiB card and allocates 20 GiB: VRAM first, the rest spilled to host RAM;
  *   6. what an operator sees: /status, /metrics and `emuv top --once`.
  *
- * The cluster version of this demo (a real control plane and kubelet, the Helm chart) comes with the
- * observability-and-delivery work; this one needs neither root nor a cluster.
+ * `npm run demo` is the whole product on a real cluster (control plane, kubelet, the Helm chart, the
+ * image); this one needs neither root nor a cluster, and shows each step's data up close.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';

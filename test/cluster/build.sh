@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries of the real-cluster test layer from upstream Go modules (Go module proxy only):
-#   kube-apiserver, kube-scheduler, kube-controller-manager, kubelet  (k8s.io/kubernetes)
+#   kube-apiserver, kube-scheduler, kube-controller-manager, kubelet, kubectl  (k8s.io/kubernetes)
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   helm                                                              (helm.sh/helm/v3)
 # Versions come from test/cluster/build/versions.env. Binaries are cached by version under
@@ -21,7 +21,7 @@ cache="${EMUV_CACHE_DIR:-$HOME/.cache/emuv}"
 k8s_dir="$cache/bin/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache/bin/etcd-$ETCD_VERSION"
 helm_dir="$cache/bin/helm-$HELM_VERSION"
-k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet)
+k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
 
 have_k8s() { for b in "${k8s_bins[@]}"; do [[ -x "$k8s_dir/$b" ]] || return 1; done; }
 have_etcd() { [[ -x "$etcd_dir/etcd" ]]; }

@@ -847,6 +847,8 @@ function cniConfig(p: Paths): string {
           type: 'bridge',
           bridge: 'emuv-cni0',
           isGateway: true,
+          // Pods of the chart (agent, operator) talk to the apiserver at the node address.
+          isDefaultGateway: true,
           ipMasq: false,
           hairpinMode: true,
           ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR }]], dataDir: `${p.runDir}/cni/ipam` },
@@ -928,6 +930,10 @@ function setupNetwork() {
   run('ip', ['link', 'set', VETH_HOST, 'up']);
   run('ip', ['-n', NETNS, 'addr', 'add', `${NODE_IP}/30`, 'dev', VETH_NODE]);
   run('ip', ['-n', NETNS, 'link', 'set', VETH_NODE, 'up']);
+  // Pods are reachable from the host (the agent's /metrics and /status, as from a monitoring system):
+  // the node forwards between its veth and the pod bridge; the route goes away with the veth.
+  run('ip', ['netns', 'exec', NETNS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  run('ip', ['route', 'add', POD_CIDR, 'via', NODE_IP, 'dev', VETH_HOST]);
 }
 
 function buildImages(p: Paths): string[] {

@@ -1,5 +1,5 @@
 /**
- * The README's main job, `npm run demo`, run as a user runs it, with its story asserted: a 28 GiB
+ * `npm run demo:local` (the node-side pipeline without a cluster or root), run as a user runs it, with its story asserted: a 28 GiB
  * card seen by an unmodified workload, 20 GiB allocated, VRAM used up to the share and the rest
  * spilled, all of it visible in /status, /metrics and emuv top.
  */
@@ -10,7 +10,7 @@ import { NODE_BIN, REPO_ROOT } from '../helpers.ts';
 
 function runDemo(): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE_BIN, [join(REPO_ROOT, 'scripts', 'demo.ts')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE_BIN, [join(REPO_ROOT, 'scripts', 'demo-local.ts')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -18,7 +18,7 @@ function runDemo(): Promise<{ code: number | null; out: string }> {
   });
 }
 
-describe('npm run demo', () => {
+describe('npm run demo:local', () => {
   it('shows a 28 GiB card on a simulated 8 GiB GeForce, and the spill in every view', async () => {
     const { code, out } = await runDemo();
     expect(code, out).toBe(0);

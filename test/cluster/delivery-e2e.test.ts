@@ -1,0 +1,138 @@
+// Issue 6, "done when": what `npm run demo` does, asserted. The emuv image (built from the Dockerfile's
+// runtime stage) runs as the chart's agent DaemonSet and operator Deployment on the harness cluster; a pod
+// asking for emuv.io/vram-virtual: 28Gi runs on the simulated 8 GiB GeForce, sees 28 GiB, allocates
+// 20 GiB and spills the part that does not fit; the spill shows in /metrics, /status, `emuv top --once`
+// and `kubectl get emuvnodes`; `helm uninstall` leaves nothing of emuv on the node or in its status.
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../common/contracts/interposer.ts';
+import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
+import {
+  DEMO_NAMESPACE,
+  DEMO_POD,
+  NAMESPACE,
+  RELEASE,
+  helm,
+  installEmuv,
+  loadImages,
+  observe,
+  prepareGpuNode,
+  runWorkload,
+  uninstallEmuv,
+  unlabelNode,
+  type GpuNode,
+  type InstallResult,
+  type Observed,
+} from './emuv-demo.ts';
+import { DEVICE_PLUGIN_DIR, Kube, loadCluster, waitFor, type Json } from './harness.ts';
+
+const GiB = 1024 ** 3;
+const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
+const VGPU = 'emuv.io/vgpu';
+/** demo-geforce: 8 GiB - 512 MiB reserve = 7.5 GiB usable; 48 GiB of RAM -> "auto" spill budget 24 GiB. */
+const EXPECTED_VIRTUAL = 7.5 * GiB + 24 * GiB;
+
+describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce, observed, then uninstalled', () => {
+  const info = loadCluster();
+  const kube = new Kube(info);
+  const log = (s: string) => console.log(`[delivery-e2e] ${s}`);
+  let node: GpuNode;
+  let installed: InstallResult | undefined;
+  let observed: Observed;
+
+  beforeAll(() => {
+    loadImages(info, log);
+    node = prepareGpuNode(info);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (installed && helm(info, ['status', RELEASE, '-n', NAMESPACE]).status === 0) await uninstallEmuv(info, kube).catch(() => undefined);
+    await kube.deleteNamespace(DEMO_NAMESPACE).catch(() => undefined);
+    await kube.deleteNamespace(NAMESPACE).catch(() => undefined);
+    await unlabelNode(info, kube).catch(() => undefined);
+    kube.close();
+  }, 300_000);
+
+  it('helm install: the agent DaemonSet and both operator replicas become ready; the node offers its virtual memory', async () => {
+    installed = await installEmuv(info, kube, node, log);
+    expect(installed.vramVirtualBytes).toBe(EXPECTED_VIRTUAL);
+    // helm --wait accepts a DaemonSet with maxUnavailable pods not ready; the agent's readiness comes next.
+    await waitFor('the agent pod ready', 60_000, async () => {
+      const ds = await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/daemonsets/emuv-agent`);
+      return ds.status?.numberReady === 1 || undefined;
+    });
+    const dep = await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/emuv-operator`);
+    expect(dep.status.readyReplicas).toBe(2);
+    // The agent installed the interposer onto the host, where Allocate mounts it from.
+    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(node.interposer, 'lib', f)), f).toBe(true);
+    // emuv.io/vgpu reaches node status with the kubelet's next status update after registration.
+    const n = await waitFor('16 emuv.io/vgpu slots in node status', 60_000, async () => {
+      const node = await kube.node();
+      return node.status.allocatable[VGPU] === '16' ? node : undefined;
+    });
+    expect(n.metadata.labels['emuv.io/gpu.count']).toBe('1');
+  });
+
+  it('runs the 28Gi pod: mutated by the webhook, scheduled by bytes, sees 28 GiB and allocates 20 GiB', async () => {
+    const w = await runWorkload(kube);
+    const c = w.pod.spec.containers[0];
+    expect(c.resources.limits).toMatchObject({ [VRAM_VIRTUAL]: '28Gi', [VGPU]: '1' });
+    expect(c.env).toContainEqual({ name: ENV.limitBytes, value: String(28 * GiB) });
+    expect(w.log).toContain('card: cuMemGetInfo total 28.0 GiB free 28.0 GiB; cuDeviceTotalMem 28.0 GiB; NVML total 28.0 GiB');
+    expect(w.log).toContain('allocated 20 x 1 GiB through cuMemAlloc');
+    expect(w.log).toContain('data check on the last tensor: ok');
+    expect(w.log).toContain('card after loading: total 28.0 GiB, free 8.0 GiB');
+  });
+
+  it('shows the spill in /status, /metrics, emuv top --once and kubectl get emuvnodes', async () => {
+    observed = await observe(info, kube, installed!.agentIP);
+    const c = (observed.status.containers as Json[]).find((x) => x.owner?.pod === DEMO_POD)!;
+    expect(c.owner).toMatchObject({ namespace: DEMO_NAMESPACE, pod: DEMO_POD, container: 'main' });
+    expect(c.limitBytes).toBe(28 * GiB);
+    // VRAM first, up to the share of the 7.5 GiB usable; the rest of the 20 GiB in host RAM.
+    expect(c.vramUsedBytes).toBeGreaterThan(5 * GiB);
+    expect(c.vramUsedBytes).toBeLessThanOrEqual(7.5 * GiB);
+    expect((c.vramUsedBytes + c.hostUsedBytes) / GiB).toBeCloseTo(20, 1);
+
+    const sample = (name: string) => {
+      const m = new RegExp(`^${name}\\{namespace="${DEMO_NAMESPACE}",pod="${DEMO_POD}",container="main",gpu="[^"]+"\\} (\\d+)$`, 'm').exec(
+        observed.metrics,
+      );
+      return m ? Number(m[1]) : undefined;
+    };
+    expect(sample('emuv_container_host_spill_bytes')).toBe(c.hostUsedBytes);
+    expect(sample('emuv_container_vram_used_bytes')).toBe(c.vramUsedBytes);
+    expect(sample('emuv_container_limit_bytes')).toBe(28 * GiB);
+
+    expect(observed.top).toMatch(new RegExp(`${DEMO_NAMESPACE}/${DEMO_POD}/main +28\\.0G +[0-9.]+G +1[0-9]\\.[0-9]G`));
+    // kubectl's columns for EmuvNode: NAME GPUS VRAM VIRTUAL COMMITTED SPILL POLICY AGE.
+    const row = observed.emuvNodes
+      .split('\n')
+      .find((l) => l.startsWith(`${info.nodeName} `))!
+      .split(/\s+/);
+    expect(row.slice(0, 5)).toEqual([info.nodeName, '1', String(7.5 * GiB), String(EXPECTED_VIRTUAL), String(28 * GiB)]);
+    expect(Number(row[5])).toBeGreaterThan(0);
+  });
+
+  it('helm uninstall leaves nothing of emuv on the node or in node status', async () => {
+    await uninstallEmuv(info, kube);
+    installed = undefined;
+    // The kubelet keeps every device-plugin resource it ever registered, at zero (its rule, see docs/agent.md);
+    // the agent's empty device list reaches node status with the kubelet's next status update.
+    const n = await waitFor('emuv.io/vgpu at zero in node status', 60_000, async () => {
+      const node = await kube.node();
+      return ['capacity', 'allocatable'].every((f) => (node.status[f][VGPU] ?? '0') === '0') ? node : undefined;
+    });
+    for (const f of ['capacity', 'allocatable']) expect(n.status[f][VRAM_VIRTUAL], `status.${f}`).toBeUndefined();
+    expect(Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('emuv.io/'))).toEqual([]);
+    expect(Object.keys(n.metadata.annotations ?? {}).filter((k) => k.startsWith('emuv.io/'))).toEqual([]);
+    const emuvNodes = await kube.get('/apis/emuv.io/v1alpha1/emuvnodes');
+    expect(emuvNodes.items).toEqual([]);
+    expect(readdirSync(node.interposer)).toEqual([]);
+    expect(readdirSync(node.state)).toEqual([]);
+    expect(readdirSync(DEVICE_PLUGIN_DIR).filter((f) => f.startsWith('emuv'))).toEqual([]);
+    const mwc = await kube.get('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations');
+    expect((mwc.items as Json[]).map((x) => x.metadata.name).filter((x) => x.startsWith('emuv'))).toEqual([]);
+  });
+});
