@@ -18,7 +18,7 @@ import { GROUP, PLURAL_NODE, VERSION } from '../../common/contracts/emuv-node.ts
 import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
 import type { JsonPatchOp, NodeApi, NodeView } from './node-status.ts';
 import type { RemoveAgentsApi } from './remove-agents.ts';
-import type { DaemonSetView, UninstallApi } from './uninstall.ts';
+import type { DaemonSetRef, DaemonSetView, UninstallApi } from './uninstall.ts';
 
 /** In-cluster configuration when kubeconfigPath is null, else that file. */
 export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
@@ -60,6 +60,18 @@ export function createNodeApi(kc: KubeConfig, opts: { timeoutMs?: number } = {})
   };
 }
 
+/** GET of one DaemonSet; null on 404. */
+function readDaemonSet(apps: AppsV1Api, options: ConfigurationOptions | undefined) {
+  return async ({ namespace, name }: DaemonSetRef): Promise<DaemonSetView | null> => {
+    try {
+      return (await apps.readNamespacedDaemonSet({ namespace, name }, options)) as DaemonSetView;
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return null;
+      throw err;
+    }
+  };
+}
+
 /** The calls made at SIGTERM (plugin/agent/uninstall.ts), each aborted after timeoutMs. */
 export function createUninstallApi(kc: KubeConfig, timeoutMs: number): UninstallApi {
   const apps = kc.makeApiClient(AppsV1Api);
@@ -68,14 +80,7 @@ export function createUninstallApi(kc: KubeConfig, timeoutMs: number): Uninstall
   const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
   return {
     ...createNodeApi(kc, { timeoutMs }),
-    getDaemonSet: async ({ namespace, name }) => {
-      try {
-        return (await apps.readNamespacedDaemonSet({ namespace, name }, plain)) as DaemonSetView;
-      } catch (err) {
-        if (notFound(err)) return null;
-        throw err;
-      }
-    },
+    getDaemonSet: readDaemonSet(apps, plain),
     deleteEmuvNode: async (name) => {
       try {
         await custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name }, plain);
@@ -103,14 +108,7 @@ export function createRemoveAgentsApi(kc: KubeConfig, timeoutMs: number): Remove
         throw err;
       }
     },
-    getDaemonSet: async ({ namespace, name }) => {
-      try {
-        return (await apps.readNamespacedDaemonSet({ namespace, name }, plain)) as DaemonSetView;
-      } catch (err) {
-        if (notFound(err)) return null;
-        throw err;
-      }
-    },
+    getDaemonSet: readDaemonSet(apps, plain),
   };
 }
 

@@ -174,7 +174,8 @@ describe('deploy/ is the chart rendered', () => {
   // The chart is the source of the webhook configuration, the admission policies and the CRDs; the plain
   // manifests in deploy/ are what it renders for namespace emuv-system (kubectl users, the operator's
   // tests). They must not drift.
-  const render = (template: string) => {
+  /** `helm template` for namespace emuv-system with `args` (--show-only <template>, or --no-hooks ...). */
+  const render = (...args: string[]) => {
     const r = helm([
       'template',
       'emuv',
@@ -183,8 +184,7 @@ describe('deploy/ is the chart rendered', () => {
       'emuv-system',
       '--kube-version',
       info.kubernetesVersion,
-      '--show-only',
-      template,
+      ...args,
     ]);
     expect(r.status, r.out).toBe(0);
     return YAML.parseAllDocuments(r.stdout)
@@ -202,7 +202,15 @@ describe('deploy/ is the chart rendered', () => {
   ])('%s renders %s', (template, file) => {
     // Helm orders what it renders by kind; compare the objects, not their order.
     const byName = (docs: Json[]) => [...docs].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
-    expect(byName(render(template))).toEqual(byName(committed(file)));
+    expect(byName(render('--show-only', template))).toEqual(byName(committed(file)));
+  });
+
+  it('deploy/emuv.yaml is the whole chart rendered, without hooks and CRDs (npm run render:deploy)', () => {
+    const rendered = render('--no-hooks', '--skip-crds');
+    const file = committed('deploy/emuv.yaml');
+    expect(file, 'deploy/emuv.yaml is stale: run npm run render:deploy').toEqual(rendered);
+    expect(file.map((o: Json) => o.kind)).toEqual(expect.arrayContaining(['DaemonSet', 'Deployment', 'MutatingWebhookConfiguration']));
+    expect(file.some((o: Json) => o.metadata?.annotations?.['helm.sh/hook'])).toBe(false);
   });
 
   it('the chart carries the same CRDs as deploy/crds', () => {
