@@ -14,7 +14,7 @@
  * image); this one needs neither root nor a cluster, and shows each step's data up close.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTRACT_VERSION, ENV } from '../common/contracts/interposer.ts';
 import { nopLogger } from '../common/log.ts';
@@ -26,7 +26,7 @@ import { discoverNode } from '../plugin/discovery/discover.ts';
 import { formatDiscoverText } from '../plugin/discovery/report.ts';
 import { buildInventory } from '../plugin/inventory/inventory.ts';
 import { StandInKubelet } from '../test/fakes/kubelet.ts';
-import { copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../test/helpers.ts';
+import { copyNodeFixture, hostDriver, REPO_ROOT, runEmuv, tempDir } from '../test/helpers.ts';
 
 const GiB = 2 ** 30;
 const LIMIT = '28Gi';
@@ -34,41 +34,23 @@ const say = (s = '') => process.stdout.write(`${s}\n`);
 const section = (s: string) => say(`\n== ${s}`);
 const indent = (text: string) => text.replace(/\n$/, '').replace(/^/gm, '   ');
 
-function realGpuPresent(): boolean {
-  try {
-    return readdirSync('/proc/driver/nvidia/gpus').length > 0;
-  } catch {
-    return false;
-  }
-}
-
-function realLibrary(soname: string): string | null {
-  try {
-    const out = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' });
-    const m = new RegExp(`\\s${soname.replace(/\./g, '\\.')} \\(.*x86-64.*\\) => (\\S+)`).exec(out);
-    return m ? m[1]! : null;
-  } catch {
-    return null;
-  }
-}
-
 async function main(): Promise<void> {
   const tmp = tempDir('emuv-demo-');
   say('emuv demo: virtual GPU memory, VRAM first, then host RAM');
   section('building the interposer, the simulated driver and the demo workload (make -C native)');
   execFileSync('make', ['-C', join(REPO_ROOT, 'native'), '-s', 'all'], { stdio: 'inherit' });
 
-  const real = realGpuPresent() && realLibrary('libnvidia-ml.so.1') !== null && realLibrary('libcuda.so.1') !== null;
+  const driver = hostDriver();
   const simDir = join(REPO_ROOT, 'native', 'build', 'sim');
   let roots: { sys: string; proc: string; dev: string };
   let nvmlPath: string;
   let driverLibDir: string;
   const env: Record<string, string> = {};
-  if (real) {
+  if (driver) {
     say('A real NVIDIA GPU is present: the demo uses it (sysfs, NVML and the driver of this machine).');
     roots = { sys: '/sys', proc: '/proc', dev: '/dev' };
     nvmlPath = 'libnvidia-ml.so.1';
-    driverLibDir = join(realLibrary('libcuda.so.1')!, '..');
+    driverLibDir = join(driver.libcuda, '..');
   } else {
     say('SIMULATED: no NVIDIA GPU here. The node is the sysfs/proc fixture test/fixtures/nodes/demo-geforce (a');
     say('GeForce RTX 4060 on PCIe 4.0 x8, 48 GiB of RAM) and the driver is native/build/sim (an 8 GiB card whose memory');

@@ -10,14 +10,16 @@
  *   5. what an operator sees: `kubectl get emuvnodes`, /metrics and `emuv top --once`.
  *
  * The cluster stays up afterwards (its KUBECONFIG is printed); `npm run demo:down` removes everything.
- * The node's GPU is SIMULATED (an 8 GiB GeForce: sysfs fixture + the simulated driver): the harness has
- * no NVIDIA container runtime to hand a real GPU to pods. `npm run demo:local` runs the node-side
- * pipeline without a cluster, on this machine's GPU when it has one.
+ * Without an NVIDIA GPU the node's GPU is SIMULATED (an 8 GiB GeForce: sysfs fixture + the simulated
+ * driver); with one, it is this machine's, its driver libraries mounted into the workload the way the
+ * NVIDIA container toolkit would (the harness has no NVIDIA runtime). `npm run demo:local` runs the
+ * node-side pipeline without a cluster or root.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Kube, loadCluster, paths, startCluster, stopCluster } from '../test/cluster/harness.ts';
+import { hostDriver } from '../test/helpers.ts';
 import {
   DEMO_LIMIT,
   DEMO_NAMESPACE,
@@ -56,14 +58,20 @@ async function up(): Promise<void> {
   const info = await startCluster({ log: (s) => say(`   ${s}`) });
   const kube = new Kube(info);
   try {
+    const driver = hostDriver();
     section('2. the emuv image, built from the Dockerfile recipe, imported into the node');
-    loadImages(info, (s) => say(`   ${s}`));
+    loadImages(info, (s) => say(`   ${s}`), driver);
 
     section('3. helm install emuv');
-    say('   SIMULATED GPU: the node is test/fixtures/nodes/demo-geforce (a GeForce RTX 4060, 8 GiB, in a 48 GiB');
-    say('   workstation), its device nodes are stand-ins and the workload image carries the simulated CUDA driver');
-    say('   (native/build/sim) where the NVIDIA container toolkit would put the real one. Everything emuv does is real.');
-    const node = prepareGpuNode(info);
+    if (driver) {
+      say(`   REAL GPU: the node is this machine (its sysfs, /proc and /dev); the workload gets ${driver.libcuda}`);
+      say('   and libnvidia-ml mounted where the NVIDIA container toolkit would put them.');
+    } else {
+      say('   SIMULATED GPU: the node is test/fixtures/nodes/demo-geforce (a GeForce RTX 4060, 8 GiB, in a 48 GiB');
+      say('   workstation), its device nodes are stand-ins and the workload image carries the simulated CUDA driver');
+      say('   (native/build/sim) where the NVIDIA container toolkit would put the real one. Everything emuv does is real.');
+    }
+    const node = prepareGpuNode(info, driver);
     const installed = await installEmuv(info, kube, node, (s) => say(`   ${s}`));
     say(indent(installed.helmOutput.split('\n').slice(0, 6).join('\n')));
     say(
@@ -71,7 +79,7 @@ async function up(): Promise<void> {
     );
 
     section(`4. a pod asks for emuv.io/vram-virtual: ${DEMO_LIMIT} and allocates 20 GiB through the CUDA driver API`);
-    const w = await runWorkload(kube);
+    const w = await runWorkload(kube, node);
     const c = w.pod.spec.containers[0];
     say(`   ${DEMO_NAMESPACE}/${DEMO_POD} as stored (mutated by the emuv webhook):`);
     say(`     limits   ${JSON.stringify(c.resources.limits)}`);

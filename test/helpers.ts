@@ -1,6 +1,6 @@
 /** Small helpers shared by tests: temp dirs, fixture copies, polling. */
-import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,4 +79,32 @@ export function agentFlags(
     '--pod-resources-socket=off',
     ...extra,
   ];
+}
+
+/** This machine's NVIDIA driver: its GPUs are listed in /proc and ldconfig knows both user-space libraries. */
+export interface HostDriver {
+  libcuda: string;
+  libnvml: string;
+}
+
+function ldconfigPath(soname: string): string | null {
+  try {
+    const out = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' });
+    const m = new RegExp(`\\s${soname.replace(/\./g, '\\.')} \\(.*x86-64.*\\) => (\\S+)`).exec(out);
+    return m ? m[1]! : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The real driver when this machine has an NVIDIA GPU, else null (the demos then simulate one). */
+export function hostDriver(): HostDriver | null {
+  try {
+    if (readdirSync('/proc/driver/nvidia/gpus').length === 0) return null;
+  } catch {
+    return null;
+  }
+  const libcuda = ldconfigPath('libcuda.so.1');
+  const libnvml = ldconfigPath('libnvidia-ml.so.1');
+  return libcuda && libnvml ? { libcuda, libnvml } : null;
 }

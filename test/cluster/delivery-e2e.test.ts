@@ -75,7 +75,7 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
   });
 
   it('runs the 28Gi pod: mutated by the webhook, scheduled by bytes, sees 28 GiB and allocates 20 GiB', async () => {
-    const w = await runWorkload(kube);
+    const w = await runWorkload(kube, node);
     const c = w.pod.spec.containers[0];
     expect(c.resources.limits).toMatchObject({ [VRAM_VIRTUAL]: '28Gi', [VGPU]: '1' });
     expect(c.env).toContainEqual({ name: ENV.limitBytes, value: String(28 * GiB) });

@@ -1,20 +1,24 @@
 // emuv installed the way an operator installs it, on the harness cluster: the image (built without a
 // container engine, test/cluster/images/emuv-image.ts) imported into the node's containerd, the Helm chart
 // installed with `helm install --wait`, the agent running as the chart's DaemonSet and the operator as its
-// Deployment. The node's GPU is the SIMULATED 8 GiB GeForce of `npm run demo:local` (sysfs/procfs fixture
-// test/fixtures/nodes/demo-geforce, device nodes with /dev/null's numbers, the simulated driver in the
-// workload image where the NVIDIA container toolkit would inject the real one).
+// Deployment. Without a GPU the node's GPU is the SIMULATED 8 GiB GeForce of `npm run demo:local` (sysfs/procfs
+// fixture test/fixtures/nodes/demo-geforce, device nodes with /dev/null's numbers, the simulated driver in
+// the workload image where the NVIDIA container toolkit would inject the real one). With a GPU (`npm run
+// demo` only; the test always simulates) the node is this machine: its sysfs, /proc and /dev, VRAM sizes
+// from its NVML, and its libcuda/libnvidia-ml mounted into the workload as the toolkit would.
 //
 // `npm run demo` (scripts/demo.ts) prints these steps; test/cluster/delivery-e2e.test.ts runs the same
 // functions and asserts what they return.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NODE_BIN } from '../helpers.ts';
+import { openNvml } from '../../plugin/discovery/nvml.ts';
+import { NODE_BIN, type HostDriver } from '../helpers.ts';
 import {
   buildEmuvImage,
   buildOutputs,
   buildWorkloadImage,
+  DRIVER_LIB_DIR,
   EMUV_IMAGE,
   EMUV_IMAGE_REPOSITORY,
   EMUV_IMAGE_TAG,
@@ -35,42 +39,54 @@ const GPU = '0000:01:00.0';
 const DEVICES = ['nvidia0', 'nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'];
 const AGENT_METRICS_PORT = 9402;
 
-/** Host directories of the node's simulated GPU and of what the agent puts on the node. */
+/** Host directories of the node's GPU and of what the agent puts on the node. */
 export interface GpuNode {
   sys: string;
   proc: string;
   dev: string;
   state: string;
   interposer: string;
+  /** VRAM per GPU for the agent (`agent.gpuMemory`): its container has no NVML here. */
+  gpuMemory: string[];
+  /** This machine's driver; null: the simulated GeForce. */
+  driver: HostDriver | null;
 }
 
-export function gpuNodePaths(info: ClusterInfo): GpuNode {
+/**
+ * With `driver` null, lays the simulated GPU out under the run directory (the fixture's sysfs/procfs and
+ * real device nodes); with this machine's driver, points at the host's own and asks its NVML for VRAM.
+ */
+export function prepareGpuNode(info: ClusterInfo, driver: HostDriver | null = null): GpuNode {
   const root = path.join(info.paths.runDir, 'gpu-node');
-  return {
+  rmSync(root, { recursive: true, force: true });
+  const state = path.join(root, 'run-emuv');
+  const interposer = path.join(root, 'usr-local-emuv');
+  for (const d of [state, interposer]) mkdirSync(d, { recursive: true });
+  if (driver) {
+    const opened = openNvml(driver.libnvml);
+    if (!opened.nvml) throw new Error(`NVML of this machine: ${opened.reason}`);
+    const gpuMemory = opened.nvml.gpus().map((g) => `${g.pciAddress}=${g.memoryBytes}`);
+    opened.nvml.close();
+    return { sys: '/sys', proc: '/proc', dev: '/dev', state, interposer, gpuMemory, driver };
+  }
+  const fixture = path.join(repoRoot, 'test/fixtures/nodes/demo-geforce');
+  const n: GpuNode = {
     sys: path.join(root, 'sys'),
     proc: path.join(root, 'proc'),
     dev: path.join(root, 'dev'),
-    state: path.join(root, 'run-emuv'),
-    interposer: path.join(root, 'usr-local-emuv'),
+    state,
+    interposer,
+    gpuMemory: [`${GPU}=8Gi`],
+    driver: null,
   };
-}
-
-/** Lays the simulated GPU out under the run directory: the fixture's sysfs/procfs and real device nodes. */
-export function prepareGpuNode(info: ClusterInfo): GpuNode {
-  const n = gpuNodePaths(info);
-  const root = path.dirname(n.sys);
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  const fixture = path.join(repoRoot, 'test/fixtures/nodes/demo-geforce');
-  for (const d of ['sys', 'proc']) cpSync(path.join(fixture, d), path.join(root, d), { recursive: true, verbatimSymlinks: true });
+  cpSync(path.join(fixture, 'sys'), n.sys, { recursive: true, verbatimSymlinks: true });
+  cpSync(path.join(fixture, 'proc'), n.proc, { recursive: true, verbatimSymlinks: true });
   mkdirSync(n.dev);
   // Character devices with /dev/null's numbers: the container runtime creates them in containers like a GPU's.
   for (const d of DEVICES) {
     const r = spawnSync('mknod', ['-m', '0666', path.join(n.dev, d), 'c', '1', '3'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mknod ${d}: ${r.stderr}`);
   }
-  for (const d of [n.state, n.interposer]) mkdirSync(d, { recursive: true });
-  chmodSync(n.state, 0o755);
   return n;
 }
 
@@ -86,12 +102,12 @@ function must(what: string, r: { status: number | null; out: string }): string {
 }
 
 /** Builds the emuv image and the workload image and imports both into the node's containerd. */
-export function loadImages(info: ClusterInfo, log: (s: string) => void): void {
+export function loadImages(info: ClusterInfo, log: (s: string) => void, driver: HostDriver | null = null): void {
   const dir = path.join(info.paths.runDir, 'images');
   mkdirSync(dir, { recursive: true });
   log('building dist/ (npm run build) and native/build (make -C native)');
   buildOutputs(NODE_BIN);
-  const archives = [buildEmuvImage(dir, NODE_BIN), buildWorkloadImage(dir)];
+  const archives = [buildEmuvImage(dir, NODE_BIN), buildWorkloadImage(dir, driver?.libcuda)];
   const ctr = ['--address', `${info.paths.containerd}/containerd.sock`, '-n', 'k8s.io'];
   for (const a of archives) must(`ctr images import ${a}`, run('ctr', [...ctr, 'images', 'import', a]));
   const have = run('ctr', [...ctr, 'images', 'ls', '-q']).stdout.split('\n');
@@ -130,9 +146,9 @@ export function chartValues(info: ClusterInfo, node: GpuNode): Json {
         stateDir: node.state,
         interposerDir: node.interposer,
       },
-      // The simulated card has no NVML in the agent's container; its VRAM is given instead.
+      // No NVIDIA container runtime here, so no NVML in the agent's container: VRAM sizes are given.
       nvmlLibrary: 'off',
-      gpuMemory: [`${GPU}=8Gi`],
+      gpuMemory: node.gpuMemory,
       metricsPort: AGENT_METRICS_PORT,
     },
     // The simulated node's sysfs says 48 GiB of RAM, this machine may have less: reserve no pod memory
@@ -191,7 +207,16 @@ export async function installEmuv(info: ClusterInfo, kube: Kube, node: GpuNode, 
 }
 
 /** The sample workload: asks for 28Gi of virtual GPU memory and allocates 20 GiB through the driver API. */
-export function demoPod(): Json {
+export function demoPod(node: GpuNode): Json {
+  // Where the NVIDIA container toolkit would inject the driver: this machine's libraries over the image's
+  // simulated ones; without a GPU, the simulated driver's card (8 GiB at the fixture's PCI address).
+  const real = node.driver;
+  const driverMounts = real
+    ? [
+        { name: 'libcuda', host: real.libcuda, file: 'libcuda.so.1' },
+        { name: 'libnvml', host: real.libnvml, file: 'libnvidia-ml.so.1' },
+      ]
+    : [];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -207,14 +232,17 @@ export function demoPod(): Json {
           imagePullPolicy: 'Never',
           // vram-demo holds its memory until its standard input closes: keep stdin open.
           stdin: true,
-          // The simulated driver's card: 8 GiB at the fixture's PCI address (the real driver needs none of this).
-          env: [
-            { name: 'EMUV_SIM_VRAM', value: '8Gi' },
-            { name: 'EMUV_SIM_PCI_BUS_ID', value: GPU },
-          ],
+          env: real
+            ? []
+            : [
+                { name: 'EMUV_SIM_VRAM', value: '8Gi' },
+                { name: 'EMUV_SIM_PCI_BUS_ID', value: GPU },
+              ],
+          volumeMounts: driverMounts.map((m) => ({ name: m.name, mountPath: path.posix.join(DRIVER_LIB_DIR, m.file), readOnly: true })),
           resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { 'emuv.io/vram-virtual': DEMO_LIMIT } },
         },
       ],
+      volumes: driverMounts.map((m) => ({ name: m.name, hostPath: { path: realpathSync(m.host), type: 'File' } })),
     },
   };
 }
@@ -225,7 +253,7 @@ export interface WorkloadResult {
   log: string;
 }
 
-export async function runWorkload(kube: Kube): Promise<WorkloadResult> {
+export async function runWorkload(kube: Kube, node: GpuNode): Promise<WorkloadResult> {
   await kube.ensureNamespace(DEMO_NAMESPACE);
   await kube.json('DELETE', `/api/v1/namespaces/${DEMO_NAMESPACE}/pods/${DEMO_POD}?gracePeriodSeconds=0`).catch((e: unknown) => {
     if (!(e instanceof KubeError && e.status === 404)) throw e;
@@ -243,14 +271,14 @@ export async function runWorkload(kube: Kube): Promise<WorkloadResult> {
   // into the webhook configuration, the apiserver cannot call the webhook and refuses emuv pods.
   await waitFor('the emuv webhook to admit pods', 60_000, async () => {
     try {
-      const p = await kube.json('POST', `/api/v1/namespaces/${DEMO_NAMESPACE}/pods?dryRun=All`, demoPod());
+      const p = await kube.json('POST', `/api/v1/namespaces/${DEMO_NAMESPACE}/pods?dryRun=All`, demoPod(node));
       return p.spec.containers[0].resources.limits['emuv.io/vgpu'] === '1' || undefined;
     } catch (e) {
       if (e instanceof KubeError && e.status >= 500) return undefined;
       throw e;
     }
   });
-  await kube.createPod(DEMO_NAMESPACE, demoPod());
+  await kube.createPod(DEMO_NAMESPACE, demoPod(node));
   await kube.waitPodPhase(DEMO_NAMESPACE, DEMO_POD, 'Running', 120_000);
   const log = await waitFor('the workload to report ready', 120_000, async () => {
     const text = await kube.podLog(DEMO_NAMESPACE, DEMO_POD);

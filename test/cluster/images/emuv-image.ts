@@ -138,6 +138,11 @@ function copyWithLibraries(bin: string, rootfs: string, dest: string): void {
   mkdirSync(path.dirname(path.join(rootfs, dest)), { recursive: true });
   copyFileSync(realpathSync(bin), path.join(rootfs, dest));
   chmodSync(path.join(rootfs, dest), 0o755);
+  copyLibrariesOf(bin, rootfs);
+}
+
+/** Copies every shared library `bin` loads (ldd) into `rootfs` at the same paths. */
+function copyLibrariesOf(bin: string, rootfs: string): void {
   const ldd = execFileSync('ldd', [bin], { encoding: 'utf8' });
   for (const line of ldd.split('\n')) {
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
@@ -197,13 +202,18 @@ export function buildEmuvImage(dir: string, nodeBin: string): string {
   return archive;
 }
 
-/** The demo workload with the simulated driver where the NVIDIA runtime would put the real one. */
-export function buildWorkloadImage(dir: string): string {
+/**
+ * The demo workload with the simulated driver where the NVIDIA runtime would put the real one. With
+ * `realLibcuda` (a machine with a GPU) the image also holds the system libraries that driver loads, so the
+ * real libcuda.so.1 mounted over the simulated one finds them.
+ */
+export function buildWorkloadImage(dir: string, realLibcuda?: string): string {
   const rootfs = freshRootfs(path.join(dir, 'workload-rootfs'));
   const build = path.join(repoRoot, 'native/build');
   copyWithLibraries(path.join(build, 'examples/vram-demo'), rootfs, '/vram-demo');
   for (const lib of ['libcuda.so.1', 'libnvidia-ml.so.1'])
     copyWithLibraries(path.join(build, 'sim', lib), rootfs, path.join(DRIVER_LIB_DIR, lib));
+  if (realLibcuda) copyLibrariesOf(realLibcuda, rootfs);
   const archive = path.join(dir, 'workload.oci.tar');
   buildOciArchive(
     {
