@@ -481,6 +481,8 @@ describe('helm/emuv: NOTES.txt', () => {
     expect(text).toContain('--set grafanaDashboard.enabled=true');
     expect(text).not.toContain('EmuvPolicy "default"');
     expect(text).not.toContain('kubernetesApi');
+    expect(text).toContain('helm uninstall first deletes the agents in the foreground');
+    expect(notes(['uninstallHook.enabled=false'])).not.toContain('helm uninstall first deletes');
   });
 
   it('follow the values: node selector, port, ServiceMonitors, dashboard, default policy, API address', () => {
