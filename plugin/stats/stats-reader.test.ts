@@ -66,6 +66,16 @@ describe('stats file v1: golden file written by the C tests (native/tests/test_g
     expect(b!.devices[0]).toEqual({ vram: 512n * Mi, host: 0n, managed: 32n * Mi, pinnedHost: 0n, allocs: 2n, frees: 1n });
   });
 
+  it('reads the same values from a copy at any alignment (the aligned fast path and the byte-wise one agree)', () => {
+    const g = golden();
+    const backing = Buffer.alloc(g.length + 8);
+    for (const shift of [0, 1, 3, 4, 8]) {
+      const view = backing.subarray(shift, shift + g.length);
+      g.copy(view);
+      expect(parseStats(view), `offset ${shift}`).toEqual(parseStats(g));
+    }
+  });
+
   it('readStatsFile on the golden file is consistent and equals parseStats', () => {
     expect(readStatsFile(GOLDEN)).toEqual(parseStats(golden()));
   });
