@@ -27,6 +27,7 @@ import {
 } from './emuv-demo.ts';
 import { DEVICE_PLUGIN_DIR, Kube, loadCluster, waitFor, type Json } from './harness.ts';
 
+const repoRoot = path.resolve(import.meta.dirname, '../..');
 const GiB = 1024 ** 3;
 const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
 const VGPU = 'emuv.io/vgpu';
@@ -113,6 +114,43 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
       .split(/\s+/);
     expect(row.slice(0, 5)).toEqual([info.nodeName, '1', String(7.5 * GiB), String(EXPECTED_VIRTUAL), String(28 * GiB)]);
     expect(Number(row[5])).toBeGreaterThan(0);
+  });
+
+  it('helm upgrade replaces the agent (a rolling update) without touching what it put on the node', async () => {
+    const agentPods = async () =>
+      ((await kube.get(`/api/v1/namespaces/${NAMESPACE}/pods?labelSelector=app.kubernetes.io/component%3Dagent`)).items as Json[]).map(
+        (p) => p.metadata.name as string,
+      );
+    const before = await agentPods();
+    const valuesFile = path.join(info.paths.runDir, 'emuv-values.json');
+    const r = helm(info, [
+      'upgrade',
+      RELEASE,
+      path.join(repoRoot, 'helm/emuv'),
+      '-n',
+      NAMESPACE,
+      '--values',
+      valuesFile,
+      '--set',
+      'agent.logLevel=debug',
+      '--wait',
+      '--timeout',
+      '3m',
+    ]);
+    expect(r.status, r.out).toBe(0);
+    await waitFor('a new agent pod, ready', 120_000, async () => {
+      const ds = await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/daemonsets/emuv-agent`);
+      const now = await agentPods();
+      return now.length === 1 && !before.includes(now[0]!) && ds.status?.numberReady === 1 && ds.status?.updatedNumberScheduled === 1
+        ? true
+        : undefined;
+    });
+    // The old agent saw its DaemonSet still there at SIGTERM: node status, files and the running pod stay.
+    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(node.interposer, 'lib', f)), f).toBe(true);
+    const n = await kube.node();
+    expect(n.status.allocatable[VRAM_VIRTUAL]).toBe(String(EXPECTED_VIRTUAL));
+    expect((await kube.pod(DEMO_NAMESPACE, DEMO_POD)).status.phase).toBe('Running');
+    expect(readdirSync(node.state).length).toBe(1);
   });
 
   it('helm uninstall leaves nothing of emuv on the node or in node status', async () => {
