@@ -125,5 +125,7 @@ async function down(): Promise<void> {
 
 (process.argv[2] === 'down' ? down() : up()).catch((err: unknown) => {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`);
+  if (process.argv[2] !== 'down')
+    process.stderr.write(`Component logs: ${paths().logDir}. What was started stays up for a look; npm run demo:down removes it.\n`);
   process.exitCode = 1;
 });
