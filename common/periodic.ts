@@ -1,12 +1,14 @@
 /**
  * A level-triggered loop: `run()` does one pass (concurrent calls share the pass in flight), `start()`
- * repeats it every interval until `stop()`. The timer does not keep the process alive.
+ * repeats it every interval until `stop()`, `halt()` ends it for good. The timer does not keep the
+ * process alive.
  */
 export class Periodic {
   readonly #pass: () => Promise<void>;
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
+  #halted = false;
 
   constructor(pass: () => Promise<void>, intervalMs: number) {
     this.#pass = pass;
@@ -14,6 +16,7 @@ export class Periodic {
   }
 
   run(): Promise<void> {
+    if (this.#halted) return Promise.resolve();
     this.#running ??= this.#pass().finally(() => (this.#running = null));
     return this.#running;
   }
@@ -29,10 +32,12 @@ export class Periodic {
   }
 
   /**
-   * Resolves once no pass is in flight. After stop(), nothing runs once this resolves (unless run() is
-   * called again): what must not be undone by a late pass (uninstall) waits for it.
+   * Stops for good: no pass starts any more, and this resolves once the pass in flight (if any) is over.
+   * What a late pass must not undo (the uninstall cleanup) waits for it.
    */
-  async settled(): Promise<void> {
+  async halt(): Promise<void> {
+    this.#halted = true;
+    this.stop();
     while (this.#running) await this.#running.catch(() => {});
   }
 }

@@ -134,7 +134,6 @@ export class EmuvNodeSync {
   readonly #loop: Periodic;
   #applied: string | null = null; // JSON of the spec in effect ("" = none: flags only)
   #lastStatus = '';
-  #halted = false;
 
   constructor(o: EmuvNodeSyncOptions) {
     this.#o = o;
@@ -150,10 +149,8 @@ export class EmuvNodeSync {
   }
 
   /** Stops the loop and waits for a pass in flight: nothing more is done to the EmuvNode once this resolves. */
-  async halt(): Promise<void> {
-    this.#halted = true;
-    this.#loop.stop();
-    await this.#loop.settled();
+  halt(): Promise<void> {
+    return this.#loop.halt();
   }
 
   reconcile(): Promise<void> {
@@ -161,7 +158,6 @@ export class EmuvNodeSync {
   }
 
   async #reconcile(): Promise<void> {
-    if (this.#halted) return;
     const { api, nodeName, logger } = this.#o;
     try {
       const obj = await api.get(nodeName);

@@ -60,13 +60,15 @@ export function createNodeApi(kc: KubeConfig, opts: { timeoutMs?: number } = {})
   };
 }
 
+const notFound = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
+
 /** GET of one DaemonSet; null on 404. */
 function readDaemonSet(apps: AppsV1Api, options: ConfigurationOptions | undefined) {
   return async ({ namespace, name }: DaemonSetRef): Promise<DaemonSetView | null> => {
     try {
       return (await apps.readNamespacedDaemonSet({ namespace, name }, options)) as DaemonSetView;
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return null;
+      if (notFound(err)) return null;
       throw err;
     }
   };
@@ -77,7 +79,6 @@ export function createUninstallApi(kc: KubeConfig, timeoutMs: number): Uninstall
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const plain = withRequestTimeout(timeoutMs);
-  const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
   return {
     ...createNodeApi(kc, { timeoutMs }),
     getDaemonSet: readDaemonSet(apps, plain),
@@ -97,7 +98,6 @@ export function createUninstallApi(kc: KubeConfig, timeoutMs: number): Uninstall
 export function createRemoveAgentsApi(kc: KubeConfig, timeoutMs: number): RemoveAgentsApi {
   const apps = kc.makeApiClient(AppsV1Api);
   const plain = withRequestTimeout(timeoutMs);
-  const notFound = (err: unknown) => err instanceof ApiException && err.code === 404;
   return {
     deleteDaemonSetForeground: async ({ namespace, name }) => {
       try {
@@ -120,7 +120,7 @@ export function createEmuvNodeApi(kc: KubeConfig): EmuvNodeApi {
       try {
         return (await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name })) as EmuvNodeView;
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return null;
+        if (notFound(err)) return null;
         throw err;
       }
     },

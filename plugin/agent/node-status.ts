@@ -106,7 +106,6 @@ export class NodeStatusPublisher {
   readonly #loop: Periodic;
   #desired: DesiredNodeState | null = null;
   #lastOk = false;
-  #halted = false;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
@@ -133,10 +132,8 @@ export class NodeStatusPublisher {
   }
 
   /** Stops the loop and waits for a pass in flight: nothing more is done to the Node once this resolves. */
-  async halt(): Promise<void> {
-    this.#halted = true;
-    this.#loop.stop();
-    await this.#loop.settled();
+  halt(): Promise<void> {
+    return this.#loop.halt();
   }
 
   /** One level-triggered pass; concurrent calls share the pass in flight. */
@@ -146,7 +143,7 @@ export class NodeStatusPublisher {
 
   async #reconcile(): Promise<void> {
     const desired = this.#desired;
-    if (!desired || this.#halted) return;
+    if (!desired) return;
     const { api, nodeName, logger } = this.#o;
     try {
       const node = await api.getNode(nodeName);
