@@ -837,6 +837,13 @@ EXPORT CUresult CUDAAPI cuMemHostRegister_v2(void *p, size_t n, unsigned int fla
   leave();
   return r;
 }
+EXPORT CUresult CUDAAPI cuMemHostRegister(void *p, size_t n, unsigned int flags) { /* the 4000 ABI */
+  if (!enter()) return FORWARD(cuMemHostRegister, p, n, flags);
+  CUresult r = real.cuMemHostRegister(p, n, flags);
+  if (r == CUDA_SUCCESS) track_pinned(p, n);
+  leave();
+  return r;
+}
 EXPORT CUresult CUDAAPI cuMemHostUnregister(void *p) {
   if (!enter()) return FORWARD(cuMemHostUnregister, p);
   CUresult r = real.cuMemHostUnregister(p);
@@ -925,23 +932,46 @@ static void context_gone(void) {
   pthread_mutex_unlock(&G.spill_mu);
 }
 
-EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev) {
-  if (!enter()) return FORWARD(cuDevicePrimaryCtxReset_v2, dev);
-  CUresult r = real.cuDevicePrimaryCtxReset_v2(dev);
+/* cudart asks cuGetProcAddress for the 7000 ABIs of Reset and Release (cudaDeviceReset, its teardown),
+ * others for the 11000 ones: both pairs take the same arguments and both end the context. */
+static CUresult primary_reset(PFN_cuDevicePrimaryCtxReset_v11000 fn, CUdevice dev) {
+  CUresult r = fn != NULL ? fn(dev) : CUDA_ERROR_NOT_INITIALIZED;
   if (r == CUDA_SUCCESS) context_gone(); /* the driver freed it all */
-  leave();
   return r;
 }
 
 /* The primary context dies with its last release, and the driver frees its memory with it. */
-EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
-  if (!enter()) return FORWARD(cuDevicePrimaryCtxRelease_v2, dev);
-  CUresult r = real.cuDevicePrimaryCtxRelease_v2(dev);
+static CUresult primary_release(PFN_cuDevicePrimaryCtxRelease_v11000 fn, CUdevice dev) {
+  CUresult r = fn != NULL ? fn(dev) : CUDA_ERROR_NOT_INITIALIZED;
   unsigned flags = 0;
   int active = 1;
   if (r == CUDA_SUCCESS && real.cuDevicePrimaryCtxGetState != NULL &&
       real.cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && !active)
     context_gone();
+  return r;
+}
+
+EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset_v2(CUdevice dev) {
+  if (!enter()) return FORWARD(cuDevicePrimaryCtxReset_v2, dev);
+  CUresult r = primary_reset(real.cuDevicePrimaryCtxReset_v2, dev);
+  leave();
+  return r;
+}
+EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev) {
+  if (!enter()) return FORWARD(cuDevicePrimaryCtxReset, dev);
+  CUresult r = primary_reset(real.cuDevicePrimaryCtxReset, dev);
+  leave();
+  return r;
+}
+EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
+  if (!enter()) return FORWARD(cuDevicePrimaryCtxRelease_v2, dev);
+  CUresult r = primary_release(real.cuDevicePrimaryCtxRelease_v2, dev);
+  leave();
+  return r;
+}
+EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) {
+  if (!enter()) return FORWARD(cuDevicePrimaryCtxRelease, dev);
+  CUresult r = primary_release(real.cuDevicePrimaryCtxRelease, dev);
   leave();
   return r;
 }

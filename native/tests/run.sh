@@ -33,7 +33,7 @@ run unit 60 -- $B/tests/test_unit
 run golden 60 -- $B/tests/test_golden $B/tests/golden-v1.bin ../test/fixtures/stats/golden-v1.bin
 run loader 60 LD_PRELOAD=$PRE -- $B/tests/test_loader $B/sim/libcuda.so.1
 run linked 60 LD_PRELOAD=$PRE -- $B/tests/test_linked
-run replay 60 LD_PRELOAD=$PRE -- $B/tests/test_replay ../test/fixtures/cudart13-getprocaddress-requests.tsv $B/sim/libcuda.so.1
+run replay 60 LD_PRELOAD=$PRE -- $B/tests/test_replay $B/sim/libcuda.so.1 ../test/fixtures/cudart*-getprocaddress-requests.tsv
 run split 60 LD_PRELOAD=$PRE -- $B/tests/test_split
 run split-zerocopy 60 LD_PRELOAD=$PRE -- $B/tests/test_split zerocopy
 run expandable 60 LD_PRELOAD=$PRE -- $B/tests/test_expandable numa

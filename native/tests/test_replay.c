@@ -1,7 +1,24 @@
-/* Replays the 440 cuGetProcAddress_v2 requests libcudart 13.0 issues at init (the TSV fixture) through
- * the shim and against the simulated driver directly, and checks pointer-identity routing. */
+/* Replays the cuGetProcAddress requests that pinned cudart versions issue at init (the TSV fixtures in
+ * test/fixtures/, recorded by test/realsw with tests/record_gpa.c) through the shim and against the
+ * simulated driver directly, and checks pointer-identity routing: every request for an entry point emuv
+ * hooks, at whatever version it is asked, must land in a hook (build/gen/hook_abis.h, generated from
+ * hooks.def and cudaTypedefs.h, says which are hooked); every other answer must be the driver's own.
+ * Usage: test_replay SIM_LIBCUDA FIXTURE.tsv... */
 
 #include "t.h"
+
+struct abi {
+  const char *base;
+  int version, variant;
+  const char *export_name;
+  int hooked;
+};
+static const struct abi abis[] = {
+#define EMUV_ABI(base, version, variant, export_name, hooked) {base, version, variant, export_name, hooked},
+#include "hook_abis.h"
+#undef EMUV_ABI
+};
+#define NABIS (sizeof abis / sizeof abis[0])
 
 static void *shim_self, *sim_self;
 
@@ -10,9 +27,62 @@ static int in_shim(void *p) {
   return p && dladdr(p, &i) && strstr(i.dli_fname, "libemuv-cuda.so") != NULL;
 }
 
+static int is_hooked_base(const char *sym) {
+  for (size_t i = 0; i < NABIS; i++)
+    if (abis[i].hooked && strcmp(abis[i].base, sym) == 0) return 1;
+  return 0;
+}
+
+struct tally {
+  int lines, hooked, unhooked, nulls, mism;
+};
+
+static void replay(const char *tsv, PFN_cuGetProcAddress_v12000 gpa, PFN_cuGetProcAddress_v12000 sim_gpa,
+                   struct tally *t) {
+  FILE *f = fopen(tsv, "r");
+  if (f == NULL) {
+    fprintf(stderr, "cannot open %s\n", tsv);
+    t->mism++;
+    return;
+  }
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (line[0] == '#') continue;
+    char sym[256] = "";
+    int ver = 0;
+    unsigned long long flags = 0;
+    if (line[0] == '\t') sscanf(line, "\t%d\t%llu", &ver, &flags);
+    else sscanf(line, "%255[^\t]\t%d\t%llu", sym, &ver, &flags);
+    t->lines++;
+    void *p1 = (void *)1, *p2 = (void *)1;
+    CUdriverProcAddressQueryResult s1 = 99, s2 = 98;
+    CUresult r1 = gpa(sym, &p1, ver, flags, &s1), r2 = sim_gpa(sym, &p2, ver, flags, &s2);
+    if (r1 != r2 || s1 != s2) { t->mism++; fprintf(stderr, "  %s@%d/%llu: status differs\n", sym, ver, flags); continue; }
+    if (p2 == NULL) { t->nulls++; if (p1 != NULL) t->mism++; continue; }
+    Dl_info di;
+    if (!dladdr(p2, &di) || di.dli_sname == NULL) { t->mism++; continue; }
+    if (is_hooked_base(sym)) {
+      t->hooked++;
+      void *hook = dlsym(shim_self, di.dli_sname); /* the shim's export of the ABI the driver chose */
+      if (!in_shim(p1) || p1 != hook) {
+        t->mism++;
+        fprintf(stderr, "  %s@%d/%llu: hooked entry point reaches the driver directly (%s)\n", sym, ver, flags,
+                di.dli_sname);
+      }
+    } else {
+      t->unhooked++;
+      if (p1 != p2) { t->mism++; fprintf(stderr, "  %s@%d/%llu: unhooked pointer was changed\n", sym, ver, flags); }
+    }
+  }
+  fclose(f);
+}
+
 int main(int argc, char **argv) {
-  const char *tsv = argc > 1 ? argv[1] : "../test/fixtures/cudart13-getprocaddress-requests.tsv";
-  const char *simpath = argc > 2 ? argv[2] : "build/sim/libcuda.so.1";
+  if (argc < 3) {
+    fprintf(stderr, "usage: test_replay SIM_LIBCUDA FIXTURE.tsv...\n");
+    return 2;
+  }
+  const char *simpath = argv[1];
   setenv("EMUV_VRAM_SHARE", "1Gi", 1);
   setenv("EMUV_LIMIT_BYTES", "3Gi", 1);
   struct cu c = cu_load();
@@ -22,46 +92,37 @@ int main(int argc, char **argv) {
   sim_self = dlopen(real, RTLD_NOW | RTLD_NOLOAD);
   PFN_cuGetProcAddress_v12000 sim_gpa = (PFN_cuGetProcAddress_v12000)dlsym(sim_self, "cuGetProcAddress_v2");
   PFN_cuGetProcAddress_v12000 gpa = c.GetProcAddress_v2;
-  FILE *f = fopen(tsv, "r");
-  if (f == NULL || sim_gpa == NULL) {
-    fprintf(stderr, "cannot open %s or the simulated driver\n", tsv);
+  if (sim_gpa == NULL) {
+    fprintf(stderr, "cannot open the simulated driver\n");
     return 2;
   }
 
-  int lines = 0, hooked = 0, unhooked = 0, nulls = 0, mism = 0;
   TEST("gpa from dlsym(libcuda.so.1) is the shim's") CHECK(in_shim((void *)gpa));
-  TEST("the 440 cudart-13 requests route by pointer identity") {
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-      if (line[0] == '#') continue;
-      char sym[256] = "";
-      int ver = 0;
-      unsigned long long flags = 0;
-      if (line[0] == '\t') sscanf(line, "\t%d\t%llu", &ver, &flags);
-      else sscanf(line, "%255[^\t]\t%d\t%llu", sym, &ver, &flags);
-      lines++;
-      void *p1 = (void *)1, *p2 = (void *)1;
-      CUdriverProcAddressQueryResult s1 = 99, s2 = 98;
-      CUresult r1 = gpa(sym, &p1, ver, flags, &s1), r2 = sim_gpa(sym, &p2, ver, flags, &s2);
-      if (r1 != r2 || s1 != s2) { mism++; fprintf(stderr, "  %s@%d/%llu: status differs\n", sym, ver, flags); continue; }
-      if (p2 == NULL) { nulls++; if (p1 != NULL) mism++; continue; }
-      Dl_info di;
-      if (!dladdr(p2, &di) || di.dli_sname == NULL) { mism++; continue; }
-      void *hook = dlsym(shim_self, di.dli_sname); /* shim's export of the same ABI, if hooked */
-      if (in_shim(hook)) {
+  TEST("every ABI of a hooked entry point is a hook or listed legacy (hook_abis.h)") {
+    int hooked = 0, legacy = 0;
+    for (size_t i = 0; i < NABIS; i++) {
+      void *h = dlsym(shim_self, abis[i].export_name);
+      if (abis[i].hooked) {
         hooked++;
-        if (p1 != hook) { mism++; fprintf(stderr, "  %s@%d/%llu: got %p, want hook %s\n", sym, ver, flags, p1, di.dli_sname); }
-      } else {
-        unhooked++;
-        if (p1 != p2) { mism++; fprintf(stderr, "  %s@%d/%llu: unhooked pointer was changed\n", sym, ver, flags); }
-      }
+        CHECK(in_shim(h));
+      } else legacy++;
     }
-    CHECK_EQ_U64(lines, 440);
-    CHECK_EQ_U64(mism, 0);
-    CHECK(hooked >= 20); /* 23 with hooks.def v1: both cuGetProcAddress ABIs, cuMemAlloc/Free/GetInfo, async _ptsz twins, ... */
-    CHECK(unhooked > 300);
-    printf("# replay: %d requests, %d hooked, %d unhooked (driver's own pointer), %d unresolved\n", lines, hooked,
-           unhooked, nulls);
+    CHECK(hooked >= 37);
+    printf("# %d hooked ABIs, %d legacy (32-bit) ABIs left to the driver\n", hooked, legacy);
+  }
+  for (int i = 2; i < argc; i++) {
+    struct tally t = {0};
+    char name[600];
+    snprintf(name, sizeof name, "every request of %s routes by pointer identity", strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i]);
+    TEST(name) {
+      replay(argv[i], gpa, sim_gpa, &t);
+      CHECK(t.lines > 100); /* a fixture that stopped early (a failed init) would prove little */
+      CHECK_EQ_U64(t.mism, 0);
+      CHECK(t.hooked >= 20);
+      CHECK(t.unhooked > 200);
+      printf("# replay %s: %d requests, %d hooked, %d unhooked (driver's own pointer), %d unresolved\n", argv[i],
+             t.lines, t.hooked, t.unhooked, t.nulls);
+    }
   }
   TEST("self-lookup: 11030 gives the 4-argument wrapper, 12000 the 5-argument one") {
     void *p4 = NULL, *p5 = NULL;

@@ -1,11 +1,11 @@
 # Native tests. Test programs link only -ldl (+ -pthread); the shim is preloaded by tests/run.sh.
 TB := $(B)/tests
 TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -pthread \
-  -Iinclude -Isrc -Itests -I$(INC)
+  -Iinclude -Isrc -Itests -I$(INC) -I$(B)/gen
 TEST_PROGS := split replay loader expandable deny async report nvml_only stress procs fork safety
 TEST_BINS := $(addprefix $(TB)/test_,$(TEST_PROGS))
 
-$(TB)/test_%: tests/test_%.c tests/t.h include/emuv_contract.h $(HDRS)
+$(TB)/test_%: tests/test_%.c tests/t.h include/emuv_contract.h $(HDRS) $(HOOK_ABIS)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
 
@@ -29,7 +29,7 @@ $(TESTENV): $(LIB_CUDA) $(LIB_NVML) $(SIM_CUDA) $(SIM_NVML) scripts/install-shim
 SAN_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_tsan := -fsanitize=thread
 define SAN_RULES
-$(B)/$(1)/lib/libemuv-cuda.so: src/emuv_cuda.c src/hooks.def $(CORE_SRC) $(CORE_HDR) src/exports.map $(B)/stub/libemuv-real-cuda.so $(HDRS)
+$(B)/$(1)/lib/libemuv-cuda.so: $(HOOK_ABIS) src/emuv_cuda.c src/hooks.def $(CORE_SRC) $(CORE_HDR) src/exports.map $(B)/stub/libemuv-real-cuda.so $(HDRS)
 	@mkdir -p $$(@D)
 	$(CC) $$(SHIM_CFLAGS) $(SAN_$(1)) -o $$@ src/emuv_cuda.c $(CORE_SRC) $$(SHIM_LDFLAGS) $(SAN_$(1)) \
 	  -Wl,-soname,libcuda.so.1 -Wl,--no-as-needed $(B)/stub/libemuv-real-cuda.so
@@ -70,3 +70,13 @@ golden: $(TB)/test_golden
 
 test: all $(TESTENV) $(TEST_BINS) $(SAN_TARGETS)
 	tests/run.sh
+
+# The cuGetProcAddress recorder (test/realsw records the pinned cudarts' request lists with it).
+RECORDER := $(B)/recorder/libcuda.so.1
+$(RECORDER): tests/record_gpa.c $(B)/stub/libemuv-real-cuda.so $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $< -Wl,-soname,libcuda.so.1 \
+	  -Wl,--no-as-needed $(B)/stub/libemuv-real-cuda.so -ldl
+	ln -sfn ../sim/libcuda.so.1 $(B)/recorder/libemuv-real-cuda.so
+recorder: $(RECORDER)
+.PHONY: recorder
