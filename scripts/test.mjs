@@ -1,6 +1,8 @@
 // `npm test`: every test layer, in order, then one summary line.
 //   1. native/: builds the interposer and the simulated driver, runs the C tests (`make -C native test`)
-//   2. vitest: the unit/process-boundary project and the cluster project (vitest.config.ts)
+//   2. realsw: NVIDIA's cudart 12/13, PyTorch, CuPy, cuda-bindings, nvidia-ml-py through the interposer on
+//      the simulated driver (test/realsw/run.sh; its Python environment is cached by requirements hash)
+//   3. vitest: the unit/process-boundary project and the cluster project (vitest.config.ts)
 // Prints "emuv: N passed, M failed" last; exits non-zero if anything failed.
 // Extra arguments go to vitest (e.g. `npm test -- --project unit`).
 import { spawnSync } from 'node:child_process';
@@ -13,16 +15,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 let passed = 0;
 let failed = 0;
 
-if (existsSync(join(root, 'native', 'Makefile'))) {
-  const make = spawnSync('make', ['-C', join(root, 'native'), 'test'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  process.stdout.write(make.stdout ?? '');
-  const m = /^native: (\d+) passed, (\d+) failed$/m.exec(make.stdout ?? '');
+// A layer prints "<layer>: N passed, M failed" last; a layer that dies before that counts as one failure.
+function layer(name, cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], cwd: root });
+  process.stdout.write(r.stdout ?? '');
+  const m = new RegExp(`^${name}: (\\d+) passed, (\\d+) failed$`, 'm').exec(r.stdout ?? '');
   if (m) {
     passed += Number(m[1]);
     failed += Number(m[2]);
   }
-  if (make.status !== 0 && (!m || Number(m[2]) === 0)) failed += 1; // the build itself failed
+  if (r.status !== 0 && (!m || Number(m[2]) === 0)) failed += 1;
 }
+layer('native', 'make', ['-C', join(root, 'native'), 'test']);
+layer('realsw', 'bash', [join(root, 'test', 'realsw', 'run.sh')]);
 
 const out = mkdtempSync(join(tmpdir(), 'emuv-vitest-'));
 const report = join(out, 'report.json');

@@ -7,6 +7,8 @@ as `<base>_v2`, and so on; a per-thread variant is the export of the newest lega
 version plus `_ptsz`/`_ptds`. The result is checked against the `#define <base> <base>_vN` renames in
 cuda.h, which name the newest export of each versioned base.
 
+It also writes the CUresult names (the cudaError_enum of cuda.h) for cuGetErrorName.
+
 Usage: gen-pfn-table.py cudaTypedefs.h cuda.h OUT.c
 """
 import re
@@ -51,6 +53,22 @@ for line in open(cuda_h, encoding='utf-8'):
     if newest != target and target.startswith(base + '_v'):
         problems.append(f'{base}: generated {newest}, cuda.h {target}')
 
+# CUresult names, in the order cuda.h declares them.
+errors = []
+in_enum = False
+err_re = re.compile(r'^\s*(CUDA_(?:SUCCESS|ERROR_\w+))\s*=\s*(\d+)')
+for line in open(cuda_h, encoding='utf-8'):
+    if line.startswith('typedef enum cudaError_enum'):
+        in_enum = True
+    elif in_enum and line.startswith('}'):
+        in_enum = False
+    elif in_enum:
+        m = err_re.match(line)
+        if m:
+            errors.append((int(m.group(2)), m.group(1)))
+if not errors:
+    problems.append('no CUresult names found in cuda.h')
+
 variant_code = {'': 0, '_ptsz': 1, '_ptds': 2}
 exports = sorted({r[3] for r in rows})
 with open(out, 'w', encoding='utf-8') as f:
@@ -65,6 +83,12 @@ with open(out, 'w', encoding='utf-8') as f:
         f.write(f'  {{"{base}", {ver}, {variant_code[var]}, "{exp}", (void *)&{exp}}},\n')
     f.write('};\n')
     f.write(f'const unsigned sim_pfn_count = {len(rows)};\n')
-print(f'gen-pfn-table: {len(rows)} ABIs, {len(exports)} exports, {len(problems)} rename mismatches', file=sys.stderr)
+    f.write('const struct sim_error { int code; const char *name; } sim_errors[] = {\n')
+    for code, name in errors:
+        f.write(f'  {{{code}, "{name}"}},\n')
+    f.write('};\n')
+    f.write(f'const unsigned sim_error_count = {len(errors)};\n')
+print(f'gen-pfn-table: {len(rows)} ABIs, {len(exports)} exports, {len(errors)} error names, '
+      f'{len(problems)} problems', file=sys.stderr)
 for p in problems:
     print('  ' + p, file=sys.stderr)

@@ -50,14 +50,30 @@ static void record(const char *sym, int ver, unsigned long long flags) {
 }
 
 EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags,
+                                    CUdriverProcAddressQueryResult *st);
+EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags);
+
+/* cudart asks for cuGetProcAddress itself and makes every later request through the answer: a
+ * self-lookup gets this library's function of the same ABI, as the shim does, or nothing would be seen. */
+static void self_lookup(void **pfn) {
+  if (pfn == NULL || *pfn == NULL) return;
+  if (*pfn == real_sym("cuGetProcAddress")) *pfn = (void *)&cuGetProcAddress;
+  else if (*pfn == real_sym("cuGetProcAddress_v2")) *pfn = (void *)&cuGetProcAddress_v2;
+}
+
+EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags,
                                     CUdriverProcAddressQueryResult *st) {
   record(sym, ver, flags);
   PFN_cuGetProcAddress_v12000 f = (PFN_cuGetProcAddress_v12000)real_sym("cuGetProcAddress_v2");
-  return f ? f(sym, pfn, ver, flags, st) : CUDA_ERROR_NOT_INITIALIZED;
+  CUresult r = f ? f(sym, pfn, ver, flags, st) : CUDA_ERROR_NOT_INITIALIZED;
+  if (r == CUDA_SUCCESS) self_lookup(pfn);
+  return r;
 }
 
 EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags) {
   record(sym, ver, flags);
   PFN_cuGetProcAddress_v11030 f = (PFN_cuGetProcAddress_v11030)real_sym("cuGetProcAddress");
-  return f ? f(sym, pfn, ver, flags) : CUDA_ERROR_NOT_INITIALIZED;
+  CUresult r = f ? f(sym, pfn, ver, flags) : CUDA_ERROR_NOT_INITIALIZED;
+  if (r == CUDA_SUCCESS) self_lookup(pfn);
+  return r;
 }

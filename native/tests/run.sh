@@ -31,6 +31,7 @@ run() { # run NAME TIMEOUT ENV... -- CMD...
 for t in "$@"; do :; done
 run unit 60 -- $B/tests/test_unit
 run golden 60 -- $B/tests/test_golden $B/tests/golden-v1.bin ../test/fixtures/stats/golden-v1.bin
+run sim 60 -- $B/tests/test_sim $B/sim/libcuda.so.1 $B/sim/libnvidia-ml.so.1
 run loader 60 LD_PRELOAD=$PRE -- $B/tests/test_loader $B/sim/libcuda.so.1
 run linked 60 LD_PRELOAD=$PRE -- $B/tests/test_linked
 run replay 60 LD_PRELOAD=$PRE -- $B/tests/test_replay $B/sim/libcuda.so.1 ../test/fixtures/cudart*-getprocaddress-requests.tsv

@@ -81,5 +81,26 @@ int main(void) {
     CHECK_EQ_U64(st->tot[0].vram_used, 0);
     CHECK_EQ_U64(st->tot[0].total_used, 0);
   }
+  TEST("the 7000 ABIs cudart asks for (cudaDeviceReset) give every byte back: reset and last release") {
+    /* cudart 13 resolves cuDevicePrimaryCtxReset and cuDevicePrimaryCtxRelease at version 7000, the ABI
+     * before _v2; before both were hooked, a reset left all of the container's accounting in place. */
+    PFN_cuDevicePrimaryCtxRetain_v7000 retain = (PFN_cuDevicePrimaryCtxRetain_v7000)t_sym(c.h, "cuDevicePrimaryCtxRetain");
+    void *reset = NULL, *release = NULL;
+    CHECK(c.GetProcAddress_v2("cuDevicePrimaryCtxReset", &reset, 7000, 0, NULL) == CUDA_SUCCESS && reset != NULL);
+    CHECK(c.GetProcAddress_v2("cuDevicePrimaryCtxRelease", &release, 7000, 0, NULL) == CUDA_SUCCESS && release != NULL);
+    CUcontext ctx;
+    CUdeviceptr x = 0, y = 0;
+    CHECK(retain(&ctx, 0) == CUDA_SUCCESS);
+    CHECK(c.MemAlloc(&x, 8 * MiB) == CUDA_SUCCESS);
+    CHECK(c.MemAlloc(&y, 32 * MiB) == CUDA_SUCCESS); /* past the 16 MiB share: part of it spills */
+    CHECK(st->tot[0].host_used > 0);
+    CHECK(((PFN_cuDevicePrimaryCtxReset_v7000)reset)(0) == CUDA_SUCCESS);
+    CHECK_EQ_U64(st->tot[0].vram_used, 0);
+    CHECK_EQ_U64(st->tot[0].host_used, 0);
+    CHECK_EQ_U64(st->tot[0].total_used, 0);
+    CHECK(c.MemAlloc(&x, 8 * MiB) == CUDA_SUCCESS);
+    CHECK(((PFN_cuDevicePrimaryCtxRelease_v7000)release)(0) == CUDA_SUCCESS); /* the last reference */
+    CHECK_EQ_U64(st->tot[0].total_used, 0);
+  }
   T_DONE();
 }

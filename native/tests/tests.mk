@@ -80,3 +80,10 @@ $(RECORDER): tests/record_gpa.c $(B)/stub/libemuv-real-cuda.so $(HDRS)
 	ln -sfn ../sim/libcuda.so.1 $(B)/recorder/libemuv-real-cuda.so
 recorder: $(RECORDER)
 .PHONY: recorder
+
+# The simulated driver on its own (tests/test_sim.c, docs/simulated-driver.md): private export tables,
+# interior pointers, the card shared by processes (run by tests/run.sh, no shim preloaded).
+$(TB)/test_sim: tests/test_sim.c tests/t.h $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+TEST_BINS += $(TB)/test_sim
