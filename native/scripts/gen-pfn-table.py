@@ -11,35 +11,26 @@ It also writes the CUresult names (the cudaError_enum of cuda.h) for cuGetErrorN
 
 Usage: gen-pfn-table.py cudaTypedefs.h cuda.h OUT.c
 """
+import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_abis import read_abis  # noqa: E402  (the naming rule, shared with gen-hook-abis.py)
+
 typedefs, cuda_h, out = sys.argv[1:4]
-pfn_re = re.compile(r'\*\s*PFN_(\w+)_v(\d{4,5})(_ptsz|_ptds)?\)\s*\(')
-entries = {}
-for line in open(typedefs, encoding='utf-8'):
-    m = pfn_re.search(line)
-    if m:
-        entries[(m.group(1), int(m.group(2)), m.group(3) or '')] = True
-
+abis = read_abis(typedefs)
+rows = [(a.base, a.version, a.variant, a.export) for a in abis]
 legacy = {}
-for (base, ver, var) in entries:
-    if var == '':
-        legacy.setdefault(base, set()).add(ver)
+for a in abis:
+    if a.variant == '':
+        legacy.setdefault(a.base, []).append(a.version)
 
-def legacy_export(base, ver):
-    vs = sorted(v for v in legacy.get(base, ()) if v <= ver)
-    if not vs:
-        return None
-    i = len(vs)
-    return base if i == 1 else f'{base}_v{i}'
 
-rows = []
-for (base, ver, var) in sorted(entries):
-    exp = legacy_export(base, ver)
-    if exp is None:
-        exp = base
-    rows.append((base, ver, var, exp + var))
+def newest_export(base):
+    n = len(legacy[base])
+    return base if n == 1 else f'{base}_v{n}'
+
 
 # Cross-check with cuda.h renames.
 define_re = re.compile(r'^#define\s+(cu\w+)\s+(?:__CUDA_API_PT[SD][SZ]\()?(cu\w+?)\)?\s*$')
@@ -49,7 +40,7 @@ for line in open(cuda_h, encoding='utf-8'):
     if not m or m.group(1) not in legacy:
         continue
     base, target = m.group(1), m.group(2)
-    newest = legacy_export(base, max(legacy[base]))
+    newest = newest_export(base)
     if newest != target and target.startswith(base + '_v'):
         problems.append(f'{base}: generated {newest}, cuda.h {target}')
 
