@@ -3,7 +3,8 @@
  *
  * Mirrors common/contracts/interposer.ts (test/contract/interposer-env.test.ts keeps them in step; that
  * test parses the EMUV_ENV_* and EMUV_CONTRACT_VERSION lines below, so keep one definition per line).
- * The stats file layout is pinned by native/tests/test_layout.c and read by plugin/stats/stats-reader.ts.
+ * The stats file layout is pinned by native/tests/test_unit.c ("stats file v1 layout is pinned") and read by
+ * plugin/stats/stats-reader.ts.
  */
 #ifndef EMUV_CONTRACT_H
 #define EMUV_CONTRACT_H
@@ -42,10 +43,17 @@
  * process update its slot concurrently, so seq is a multi-writer seqlock whose low 16 bits count updates in
  * progress and whose upper 48 bits count finished ones; a slot read is consistent when (seq & 0xffff) == 0
  * and seq is unchanged around the read. Container totals are single atomics: read them twice until equal.
+ *
+ * Minor 1 (additive; a minor-0 reader ignores it): a slot whose flags has EMUV_SLOT_F_HELD set keeps
+ * held_total, held_vram and held_host: every byte this process has added to tot[0].total_used, vram_used and
+ * host_used and not yet taken back, in-flight reservations included (a held counter is raised before the
+ * total and lowered after it). A reaper subtracts the held counters of such a slot; for a slot without the
+ * flag (a minor-0 writer) it subtracts dev[0].vram and dev[0].host as before. held_total - vram - host is the
+ * process's in-flight reservation. The held counters are single atomics outside the seqlock.
  */
 #define EMUV_STATS_MAGIC 0x56554D45u /* bytes "EMUV" */
 #define EMUV_STATS_VER_MAJOR 1
-#define EMUV_STATS_VER_MINOR 0
+#define EMUV_STATS_VER_MINOR 1
 #define EMUV_STATS_HDR_SIZE 4096
 #define EMUV_STATS_SLOT_SIZE 256
 #define EMUV_STATS_MAX_SLOTS 240
@@ -61,6 +69,8 @@
 #define EMUV_SLOT_CLAIMING 1
 #define EMUV_SLOT_LIVE 2
 #define EMUV_SLOT_REAPING 3
+
+#define EMUV_SLOT_F_HELD 1u /* slot flags bit 0: held_total/held_vram/held_host are kept (minor 1) */
 
 #define EMUV_MODE_FILL 0
 #define EMUV_MODE_FIXED 1
@@ -124,12 +134,15 @@ struct emuv_stats_slot {
   uint32_t state;          /* 0   EMUV_SLOT_* (CAS transitions: FREE->CLAIMING->LIVE->REAPING->FREE) */
   uint32_t pid;            /* 4   pid in the container's pid namespace */
   uint32_t host_pid;       /* 8   written by the agent */
-  uint32_t reserved0;      /* 12 */
+  uint32_t flags;          /* 12  EMUV_SLOT_F_* (minor 1; 0 from a minor-0 writer) */
   uint64_t seq;            /* 16  seqlock: low 16 bits = updates in progress (see above) */
   uint64_t start_time;     /* 24  /proc/<pid>/stat starttime (clock ticks): guards against pid reuse */
   uint64_t last_update_ns; /* 32  CLOCK_REALTIME when the slot was claimed */
   struct emuv_slotdev dev[EMUV_STATS_MAX_DEVS]; /* 40 .. 232 */
-  uint8_t pad[24];                             /* 232 .. 256 */
+  /* minor 1, device 0 (contract v1 has one device): bytes this process holds in tot[0] (see above) */
+  uint64_t held_total;     /* 232 in tot[0].total_used: committed + in-flight reservations */
+  uint64_t held_vram;      /* 240 in tot[0].vram_used */
+  uint64_t held_host;      /* 248 in tot[0].host_used */
 };
 
 _Static_assert(sizeof(struct emuv_devcfg) == 64, "devcfg size");

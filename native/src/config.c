@@ -24,6 +24,27 @@ void emuv_log(int level, const char *fmt, ...) {
   (void)w;
 }
 
+/* For messages: at most max bytes of s, each byte outside printable ASCII (newlines, escapes, UTF-8) as
+ * \xNN, "..." when cut: a value from the environment can neither forge nor break "emuv:" lines. */
+const char *emuv_quote(const char *s, size_t max, char *buf, size_t cap) {
+  size_t o = 0, i = 0;
+  if (cap == 0) return "";
+  for (; s[i] != '\0' && i < max; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      if (o + 1 >= cap) break;
+      buf[o++] = (char)ch;
+    } else {
+      if (o + 5 >= cap) break;
+      o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
+    }
+  }
+  if (s[i] != '\0' && o + 4 <= cap) memcpy(buf + o, "...", 3), o += 3;
+  buf[o] = '\0';
+  return buf;
+}
+#define Q(s) emuv_quote((s), 40, qbuf, sizeof qbuf)
+
 /* Same grammar as parseSize in common/contracts/interposer.ts: ^(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?$,
  * at most 2^63-1 bytes. Returns 0 and stores the value, or -1. */
 int emuv_parse_size(const char *s, uint64_t *out) {
@@ -64,17 +85,37 @@ static int parse_level(const char *s) {
   return -1;
 }
 
+static int hexdigits(const char **p, int min, int max) {
+  int n = 0;
+  while (n < max && ((**p >= '0' && **p <= '9') || (**p >= 'a' && **p <= 'f') || (**p >= 'A' && **p <= 'F'))) (*p)++, n++;
+  return n >= min;
+}
+
+/* A GPU UUID ("GPU-" then hex digits and dashes) or a PCI address [domain:]bus:device.function in hex
+ * (domain up to 8 digits, bus and device up to 2, function 0-7). Exact: no signs, spaces, "0x" prefixes or
+ * other bytes (the value is copied into the stats header that readers print). */
 static int valid_gpu(const char *s) {
-  if (strncmp(s, "GPU-", 4) == 0) return strlen(s) > 4 && strlen(s) < sizeof(((struct emuv_config *)0)->gpu);
-  /* PCI address: [dddd:]bb:dd.f in hex */
-  unsigned dom, bus, dev, fn;
-  char tail;
-  if (sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4) return 1;
-  if (sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3) return 1;
-  return 0;
+  size_t cap = sizeof(((struct emuv_config *)0)->gpu);
+  if (strncmp(s, "GPU-", 4) == 0) {
+    size_t n = strlen(s);
+    if (n <= 4 || n >= cap) return 0;
+    for (const char *p = s + 4; *p; p++)
+      if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') || *p == '-')) return 0;
+    return 1;
+  }
+  const char *p = s;
+  const char *colon2 = strchr(s, ':') ? strchr(strchr(s, ':') + 1, ':') : NULL;
+  if (colon2 != NULL) { /* with a domain */
+    if (!hexdigits(&p, 1, 8) || *p++ != ':') return 0;
+  }
+  if (!hexdigits(&p, 1, 2) || *p++ != ':') return 0;
+  if (!hexdigits(&p, 1, 2) || *p++ != '.') return 0;
+  if (*p < '0' || *p > '7' || p[1] != '\0') return 0;
+  return 1;
 }
 
 void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
+  char qbuf[256];
   memset(c, 0, sizeof *c);
   c->mode = EMUV_MODE_FILL;
   c->oom_retry = EMUV_RETRY_AUTO;
@@ -83,7 +124,7 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
   const char *lvl = get(EMUV_ENV_LOG_LEVEL);
   if (lvl != NULL) {
     int l = parse_level(lvl);
-    if (l < 0) emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not error|warn|info|debug; using warn", EMUV_ENV_LOG_LEVEL, lvl);
+    if (l < 0) emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not error|warn|info|debug; using warn", EMUV_ENV_LOG_LEVEL, Q(lvl));
     else c->log_level = l;
   }
   emuv_log_level = c->log_level;
@@ -97,13 +138,13 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
     return;
   }
   if (ver != NULL && strcmp(ver, "1") != 0) {
-    emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not supported (this interposer speaks 1); passing through",
-             EMUV_ENV_CONTRACT_VERSION, ver);
+    emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not supported (this interposer speaks 1); passing through",
+             EMUV_ENV_CONTRACT_VERSION, Q(ver));
     c->passthrough = 1;
     return;
   }
   if (share == NULL || emuv_parse_size(share, &c->vram_share) != 0 || c->vram_share == 0) {
-    emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is %s; passing through", EMUV_ENV_VRAM_SHARE, share ? share : "",
+    emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is %s; passing through", EMUV_ENV_VRAM_SHARE, Q(share ? share : ""),
              share ? "not a valid non-zero size" : "missing");
     c->passthrough = 1;
     return;
@@ -114,9 +155,9 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
              EMUV_ENV_LIMIT_BYTES);
   } else {
     uint64_t l;
-    if (emuv_parse_size(limit, &l) != 0) {
-      emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not a valid size; no spill: the VRAM share caps memory",
-               EMUV_ENV_LIMIT_BYTES, limit);
+    if (emuv_parse_size(limit, &l) != 0 || l == 0) { /* 0 would leave an active shim with no memory at all */
+      emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not a valid non-zero size; no spill: the VRAM share caps memory",
+               EMUV_ENV_LIMIT_BYTES, Q(limit));
     } else if (l < c->vram_share) {
       emuv_log(EMUV_LOG_WARN, "%s=%llu is below the VRAM share %llu; VRAM is capped at the limit, no spill",
                EMUV_ENV_LIMIT_BYTES, (unsigned long long)l, (unsigned long long)c->vram_share);
@@ -132,7 +173,7 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
   if (mode != NULL) {
     if (strcmp(mode, "fill") == 0) c->mode = EMUV_MODE_FILL;
     else if (strcmp(mode, "fixed") == 0) c->mode = EMUV_MODE_FIXED;
-    else emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not fill|fixed; using fill", EMUV_ENV_VRAM_MODE, mode);
+    else emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not fill|fixed; using fill", EMUV_ENV_VRAM_MODE, Q(mode));
   }
 
   /* Headroom: max(1 GiB, 15 % of the share), never more than half the share. */
@@ -144,8 +185,8 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
   if (hs != NULL) {
     uint64_t v;
     if (emuv_parse_size(hs, &v) != 0 || v > c->vram_share)
-      emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not a size within the VRAM share; using %llu", EMUV_ENV_HEADROOM,
-               hs, (unsigned long long)h);
+      emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not a size within the VRAM share; using %llu", EMUV_ENV_HEADROOM,
+               Q(hs), (unsigned long long)h);
     else c->headroom = v;
   }
   c->large_threshold = 64 * EMUV_MIB;
@@ -153,7 +194,7 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
   if (lt != NULL) {
     uint64_t v;
     if (emuv_parse_size(lt, &v) != 0 || v == 0)
-      emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not a non-zero size; using 64Mi", EMUV_ENV_LARGE_THRESHOLD, lt);
+      emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not a non-zero size; using 64Mi", EMUV_ENV_LARGE_THRESHOLD, Q(lt));
     else c->large_threshold = v;
   }
   const char *rt = get(EMUV_ENV_OOM_RETRY);
@@ -161,19 +202,19 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
     if (strcmp(rt, "on") == 0) c->oom_retry = EMUV_RETRY_ON;
     else if (strcmp(rt, "off") == 0) c->oom_retry = EMUV_RETRY_OFF;
     else if (strcmp(rt, "auto") == 0) c->oom_retry = EMUV_RETRY_AUTO;
-    else emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is not auto|on|off; using auto", EMUV_ENV_OOM_RETRY, rt);
+    else emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not auto|on|off; using auto", EMUV_ENV_OOM_RETRY, Q(rt));
   }
 
   const char *gpu = get(EMUV_ENV_GPU);
   if (gpu != NULL) {
     if (valid_gpu(gpu)) snprintf(c->gpu, sizeof c->gpu, "%s", gpu);
-    else emuv_log(EMUV_LOG_ERROR, "%s=\"%.40s\" is neither a GPU UUID nor a PCI address; ignored", EMUV_ENV_GPU, gpu);
+    else emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is neither a GPU UUID nor a PCI address; ignored", EMUV_ENV_GPU, Q(gpu));
   }
   const char *sf = get(EMUV_ENV_STATS_FILE);
   if (sf != NULL) {
     if (sf[0] != '/' || strlen(sf) >= sizeof c->stats_path)
-      emuv_log(EMUV_LOG_ERROR, "%s=\"%.60s\" is not an absolute path; accounting is per process",
-               EMUV_ENV_STATS_FILE, sf);
+      emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not an absolute path shorter than %zu bytes; accounting is per process",
+               EMUV_ENV_STATS_FILE, emuv_quote(sf, 60, qbuf, sizeof qbuf), sizeof c->stats_path);
     else snprintf(c->stats_path, sizeof c->stats_path, "%s", sf);
   }
 }

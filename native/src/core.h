@@ -35,6 +35,8 @@ struct emuv_config {
 EMUV_HIDDEN int emuv_parse_size(const char *text, uint64_t *out);
 typedef const char *(*emuv_getenv_fn)(const char *name);
 EMUV_HIDDEN void emuv_config_load(struct emuv_config *c, emuv_getenv_fn getenv_fn);
+/* s for a message: at most max bytes, non-printable bytes as \xNN, "..." when cut; returns buf */
+EMUV_HIDDEN const char *emuv_quote(const char *s, size_t max, char *buf, size_t cap);
 EMUV_HIDDEN void emuv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 EMUV_HIDDEN extern int emuv_log_level;
 EMUV_HIDDEN extern int emuv_log_quiet; /* set by the NVML shim when the CUDA shim already reports */
@@ -55,6 +57,16 @@ EMUV_HIDDEN unsigned emuv_stats_reap(struct emuv_stats_hdr *h, uint32_t self_pid
 EMUV_HIDDEN void emuv_stats_release_slot(struct emuv_stats_hdr *h, struct emuv_stats_slot *slot);
 EMUV_HIDDEN uint64_t emuv_proc_start_time(uint32_t pid);
 EMUV_HIDDEN void emuv_stats_close(struct emuv_stats *s);
+/* SIGBUS guard of stats mappings (any process of the container can truncate the file under them): a
+ * fault inside a guarded mapping replaces it with private zeroed memory and the access is retried there;
+ * other SIGBUS go to the handler that was installed before. `path` names the file in the one "emuv:"
+ * line. Returns 0, or -1 when no guard slot is free (the mapping is then used unguarded). */
+EMUV_HIDDEN int emuv_stats_guard(void *base, size_t len, int writable, const char *path);
+EMUV_HIDDEN void emuv_stats_unguard(void *base);
+/* Writable guarded mappings lost and not yet recovered by budget.c (hot-path check: one relaxed load). */
+EMUV_HIDDEN extern int emuv_stats_lost_pending;
+/* 1 exactly once for a lost writable mapping that contains addr (the caller then restores its counters). */
+EMUV_HIDDEN int emuv_stats_take_lost(const void *addr);
 
 /* budget.c: placement decisions over the counters; dev 0 only in contract v1 */
 struct emuv_budget {
@@ -62,6 +74,13 @@ struct emuv_budget {
   struct emuv_devtot *tot;
   struct emuv_stats_slot *slot; /* may be NULL */
 };
+/* What this process has committed (device 0), also kept in process memory: its slot says the same, but
+ * the slot is lost with the mapping if the file is truncated. Zeroed in a forked child (stats.c), whose
+ * allocation table starts empty. */
+struct emuv_own {
+  uint64_t vram, host;
+} __attribute__((aligned(64)));
+EMUV_HIDDEN extern struct emuv_own emuv_own;
 EMUV_HIDDEN int emuv_reserve_total(struct emuv_budget *b, uint64_t bytes);
 EMUV_HIDDEN void emuv_unreserve_total(struct emuv_budget *b, uint64_t bytes);
 /* Reserves VRAM for a request: small requests get all or nothing against the share; large requests

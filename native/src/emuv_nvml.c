@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -43,14 +44,22 @@ static void init_once(void) {
   emuv_log_quiet = dlsym(RTLD_DEFAULT, "emuv_shim_report") != NULL;
   emuv_config_load(&N.cfg, env_get);
   if (N.cfg.passthrough || N.cfg.stats_path[0] == '\0') return;
-  int fd = open(N.cfg.stats_path, O_RDONLY | O_CLOEXEC);
+  /* a regular file of full size only: no symlink, no blocking open of a FIFO, no SIGBUS on a short file */
+  int fd = open(N.cfg.stats_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return;
-  void *m = mmap(NULL, EMUV_STATS_FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+  struct stat st;
+  void *m = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= EMUV_STATS_FILE_SIZE)
+    m = mmap(NULL, EMUV_STATS_FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (m == MAP_FAILED) return;
+  emuv_stats_guard(m, EMUV_STATS_FILE_SIZE, 0, N.cfg.stats_path); /* survives a later truncation (stats.c) */
   const struct emuv_stats_hdr *hdr = m;
   if (hdr->magic == EMUV_STATS_MAGIC && hdr->ver_major == EMUV_STATS_VER_MAJOR) N.hdr = hdr;
-  else munmap(m, EMUV_STATS_FILE_SIZE);
+  else {
+    emuv_stats_unguard(m);
+    munmap(m, EMUV_STATS_FILE_SIZE);
+  }
 }
 
 /* Virtual numbers, or 0 when NVML should report the real ones. */

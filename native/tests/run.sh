@@ -47,6 +47,10 @@ run nvml-only 60 LD_PRELOAD=$ENVDIR/libemuv-nvml.so LD_LIBRARY_PATH=$B/sim -- $B
 run dlonly 60 LD_PRELOAD=$PRE EMUV_VRAM_SHARE=2Gi EMUV_LIMIT_BYTES=6Gi EMUV_SIM_VRAM=80Gi -- $B/tests/test_dlonly
 run procs 60 LD_PRELOAD=$PRE -- $B/tests/test_procs
 run fork 60 LD_PRELOAD=$PRE -- $B/tests/test_fork
+run statsfile 120 LD_PRELOAD=$PRE -- $B/tests/test_statsfile
+run killalloc 120 LD_PRELOAD=$PRE -- $B/tests/test_killalloc
+run truncate 120 LD_PRELOAD=$PRE -- $B/tests/test_truncate
+run fuzz 120 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 -- $B/tests/test_fuzz tests/corpus
 for m in v2 foreign-stats locked outside; do
   run safety-$m 60 LD_PRELOAD=$PRE -- $B/tests/test_safety $m
   lines=$(grep -c '^emuv: ' "$OUT.err"); other=$(grep -vc '^emuv: ' "$OUT.err")

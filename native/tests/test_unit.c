@@ -128,6 +128,11 @@ int main(void) {
     OFF(struct emuv_stats_slot, state, 0); OFF(struct emuv_stats_slot, pid, 4); OFF(struct emuv_stats_slot, host_pid, 8);
     OFF(struct emuv_stats_slot, seq, 16); OFF(struct emuv_stats_slot, start_time, 24); OFF(struct emuv_stats_slot, last_update_ns, 32);
     OFF(struct emuv_stats_slot, dev, 40);
+    OFF(struct emuv_stats_slot, flags, 12); /* minor 1 */
+    OFF(struct emuv_stats_slot, held_total, 232); OFF(struct emuv_stats_slot, held_vram, 240);
+    OFF(struct emuv_stats_slot, held_host, 248);
+    CHECK_EQ_U64(EMUV_STATS_VER_MINOR, 1);
+    CHECK_EQ_U64(EMUV_SLOT_F_HELD, 1);
     CHECK_EQ_U64(sizeof(struct emuv_slotdev), 48);
     OFF(struct emuv_slotdev, vram, 0); OFF(struct emuv_slotdev, host, 8); OFF(struct emuv_slotdev, managed, 16);
     OFF(struct emuv_slotdev, pinned_host, 24); OFF(struct emuv_slotdev, allocs, 32); OFF(struct emuv_slotdev, frees, 40);

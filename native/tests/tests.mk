@@ -87,3 +87,13 @@ $(TB)/test_sim: tests/test_sim.c tests/t.h $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
 TEST_BINS += $(TB)/test_sim
+
+# Stats file robustness (run by tests/run.sh): refused paths, SIGKILL during allocations, truncation.
+TEST_BINS += $(TB)/test_statsfile $(TB)/test_killalloc $(TB)/test_truncate
+
+# Deterministic fuzzer (fixed seed, bounded) of the EMUV_* parsing and the stats file open/claim/reap and
+# budget, linked with the core and built with ASan+UBSan; replays tests/corpus/ first (run by tests/run.sh).
+$(TB)/test_fuzz: tests/test_fuzz.c tests/t.h $(CORE_OBJS_SRC) $(CORE_HDR) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(SAN_asan) -o $@ $< $(CORE_OBJS_SRC) -ldl
+TEST_BINS += $(TB)/test_fuzz
