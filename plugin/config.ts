@@ -69,6 +69,11 @@ const VIEWER_FLAGS = {
   url: { type: 'string', default: 'http://127.0.0.1:9402', help: "the agent's address (e.g. through kubectl port-forward)" },
   'state-dir': { type: 'string', default: '', help: "read the node's stats files from this directory instead of asking the agent" },
   'pod-resources-socket': { type: 'string', default: '', help: 'with --state-dir: name containers through this PodResources socket' },
+  'proc-root': {
+    type: 'string',
+    default: '/proc',
+    help: "with --state-dir: the host's /proc, to tell running CUDA processes from exited ones",
+  },
   once: { type: 'boolean', default: false, help: 'top: print one snapshot and exit' },
   sort: { type: 'string', default: 'spill', help: `top: sort containers by ${SORT_KEYS.join(', ')}` },
 } as const;
@@ -121,6 +126,7 @@ export interface ViewerConfig {
   url: string;
   stateDir: string | null;
   podResourcesSocket: string | null;
+  procRoot: string;
   once: boolean;
   sort: SortKey;
 }
@@ -135,6 +141,7 @@ export function parseViewerConfig(argv: string[], env: Record<string, string | u
     url,
     stateDir: (v['state-dir'] as string) || null,
     podResourcesSocket: (v['pod-resources-socket'] as string) || null,
+    procRoot: v['proc-root'] as string,
     once: v.once as boolean,
     sort: sort as SortKey,
   };

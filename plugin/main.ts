@@ -6,8 +6,8 @@
  *   emuv top|status [flags] view an agent's /status
  *   emuv remove-agents      the chart's pre-delete hook (agent/remove-agents.ts)
  */
-import { ConfigError } from '../common/errors.ts';
-import { createLogger, errFields } from '../common/log.ts';
+import { ConfigError, errorLine } from '../common/errors.ts';
+import { createLogger } from '../common/log.ts';
 import { startAgent } from './agent/agent.ts';
 import { parseDiscoverConfig, parsePluginConfig, parseRemoveAgentsConfig, parseViewerConfig, usage, type CommonConfig } from './config.ts';
 import { removeAgents } from './agent/remove-agents.ts';
@@ -87,7 +87,7 @@ async function plugin(argv: string[]): Promise<number> {
 
 async function viewer(command: 'top' | 'status', argv: string[]): Promise<number> {
   const cfg = parseViewerConfig(argv, process.env);
-  const source = cfg.stateDir ? statsDirSource(cfg.stateDir, cfg.podResourcesSocket) : agentSource(cfg.url);
+  const source = cfg.stateDir ? statsDirSource(cfg.stateDir, cfg.podResourcesSocket, cfg.procRoot) : agentSource(cfg.url);
   try {
     if (command === 'status') {
       process.stdout.write(`${JSON.stringify(await source.fetch(), null, 2)}\n`);
@@ -159,8 +159,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) process.stderr.write(`emuv: ${err.message}\n`);
-    else process.stderr.write(`emuv: ${JSON.stringify(errFields(err))}\n`);
-    process.exitCode = err instanceof ConfigError ? 2 : 1;
+    process.stderr.write(`emuv: ${errorLine(err)}\n`);
+    // Exit now rather than when the event loop drains: a start-up failure has already stopped what the
+    // agent started, and nothing left (a client's idle socket, a timer) may keep a failed process alive.
+    process.exit(err instanceof ConfigError ? 2 : 1);
   },
 );

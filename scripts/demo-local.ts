@@ -14,7 +14,7 @@
  * image); this one needs neither root nor a cluster, and shows each step's data up close.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTRACT_VERSION, ENV } from '../common/contracts/interposer.ts';
 import { nopLogger } from '../common/log.ts';
@@ -156,6 +156,9 @@ async function main(): Promise<void> {
     });
     workload.on('exit', (code) => reject(new Error(`the workload exited early (${code})`)));
   });
+  // The agent tells running processes from exited ones through --proc-root, here the fixture's: show it
+  // the workload's /proc entry, as the host's /proc would (docs/agent.md, Live processes).
+  if (roots.proc !== '/proc' && workload.pid !== undefined) symlinkSync(`/proc/${workload.pid}`, join(roots.proc, String(workload.pid)));
 
   section('6. what emuv shows while it runs');
   const status = await agent.refreshStatus();

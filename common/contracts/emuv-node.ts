@@ -14,6 +14,13 @@ export const KIND_NODE = 'EmuvNode';
 export const PLURAL_POLICY = 'emuvpolicies';
 export const PLURAL_NODE = 'emuvnodes';
 
+/**
+ * Largest byte size of the node configuration (hostSpillBudget, vramReservePerGpu) the agent accepts:
+ * 2^53-1 (about 8 PiB), the largest integer its arithmetic holds exactly. The CRDs refuse larger sizes with
+ * a CEL rule built from this number (operator/api/schema.ts), so a policy the apiserver admits is one the
+ * agent applies.
+ */
+export const MAX_NODE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 /** Slots per GPU: the agent's flag and the CRD accept 1 to this. */
 export const MAX_SLOTS_PER_GPU = 128;
 /** hostSpillBudget as a percentage may be at most this: the node needs RAM for its own pods. */
@@ -52,7 +59,7 @@ function bytes(field: string, text: unknown): number {
   } catch (err) {
     throw new Error(`${field}: ${(err as Error).message}`, { cause: err });
   }
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${field}: ${text} is too large`);
+  if (v > BigInt(MAX_NODE_SIZE_BYTES)) throw new Error(`${field}: ${text} is larger than ${MAX_NODE_SIZE_BYTES} bytes (2^53-1)`);
   return Number(v);
 }
 

@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CRD_FILES, crdYaml } from './crd.ts';
-import { DEFAULTS, nodeSpecSchema, nodeStatusSchema, policySpecSchema, policyStatusSchema } from './schema.ts';
+import { parseNodeConfig } from '../../common/contracts/emuv-node.ts';
+import {
+  DEFAULTS,
+  MAX_NODE_SIZE_BYTES,
+  nodeSpecSchema,
+  nodeStatusSchema,
+  policySpecSchema,
+  policyStatusSchema,
+  sizeMaxRule,
+} from './schema.ts';
 import type { Schema } from './schema.ts';
 import { matchesSelector } from './selector.ts';
 import { CEL_TWINS, defaultedPolicySpec, parseEmuvNode, parseEmuvPolicy } from './validate.ts';
@@ -119,6 +128,18 @@ describe('parseEmuvPolicy', () => {
     ],
     ['request mode with 0%', { podMemory: { mode: 'Request', percentOfLimit: 0 } }, 'use mode None to reserve nothing'],
     ['spec not an object', 'x', 'spec: must be an object'],
+    // Sizes the agent then refuses (parseNodeConfig): the CRD refuses them first, with the agent's limit.
+    [
+      'a spill budget past what the agent applies',
+      { hostSpillBudget: '9999999999999999999999Ti' },
+      'spec.hostSpillBudget: must be at most 9007199254740991 bytes (2^53-1, about 8 PiB, e.g. 8191Ti): the largest size the node agent applies',
+    ],
+    [
+      'a reserve of 2^63 bytes',
+      { vramReservePerGpu: '9223372036854775808' },
+      'spec.vramReservePerGpu: must be at most 9007199254740991 bytes',
+    ],
+    ['8192Ti', { vramReservePerGpu: '8192Ti' }, 'spec.vramReservePerGpu: must be at most 9007199254740991 bytes'],
   ];
   it.each(bad)('rejects %s', (_name, spec, message) => {
     const r = parseEmuvPolicy(policy(spec));
@@ -133,6 +154,21 @@ describe('parseEmuvPolicy', () => {
   ])('rejects %s', (_n, extra, message) => {
     const r = parseEmuvPolicy(policy({}, extra));
     expect(!r.ok && r.errors.join('\n')).toContain(message);
+  });
+
+  it('accepts sizes up to the agent limit in every unit, and the agent applies them', () => {
+    for (const size of ['9007199254740991', '8796093022207Ki', '8589934591Mi', '8388607Gi', '8191Ti']) {
+      const r = parseEmuvPolicy(policy({ hostSpillBudget: size, vramReservePerGpu: size }));
+      expect(r.ok ? [] : r.errors, size).toEqual([]);
+      if (r.ok) expect(() => parseNodeConfig(r.value.spec), size).not.toThrow();
+    }
+  });
+
+  it('the size-max CEL rule is built from the agent limit, for each unit', () => {
+    expect(sizeMaxRule(MAX_NODE_SIZE_BYTES)).toContain(
+      "self.endsWith('Ti') ? (size(self) <= 6 && int(self.substring(0, size(self) - 2)) <= 8191)",
+    );
+    expect(sizeMaxRule(MAX_NODE_SIZE_BYTES)).toContain('(size(self) <= 16 && int(self) <= 9007199254740991)');
   });
 
   it('rejects garbage without throwing', () => {

@@ -7,7 +7,13 @@
  * CEL rules are listed here with their messages; `validate.ts` implements each one by its `id`.
  */
 
-import { MAX_SLOTS_PER_GPU, MAX_SPILL_PERCENT, SPILL_BACKEND_VALUES, VRAM_MODE_VALUES } from '../../common/contracts/emuv-node.ts';
+import {
+  MAX_NODE_SIZE_BYTES,
+  MAX_SLOTS_PER_GPU,
+  MAX_SPILL_PERCENT,
+  SPILL_BACKEND_VALUES,
+  VRAM_MODE_VALUES,
+} from '../../common/contracts/emuv-node.ts';
 
 // The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
 export * from '../../common/contracts/emuv-node.ts';
@@ -55,6 +61,36 @@ export const SIZE_OR_PERCENT_PATTERN = '^(Auto|(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?|(0|
 
 export const POD_MEMORY_MODE_VALUES = ['Request', 'None'] as const;
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+/** Binary suffixes of a size and their shifts, largest first. */
+export const SIZE_SUFFIX_SHIFTS = [
+  ['Ti', 40],
+  ['Gi', 30],
+  ['Mi', 20],
+  ['Ki', 10],
+] as const;
+
+/**
+ * CEL: a value of SIZE_PATTERN's form is at most `max` bytes (anything else passes: the format rules judge
+ * it). CEL's int is an int64 and `int()` of a longer number is an evaluation error, not false, so each
+ * suffix compares the number before it with floor(max / unit), after a length check that keeps `int()`
+ * from ever seeing more digits than the bound has (SIZE_PATTERN allows no leading zeros).
+ */
+export function sizeMaxRule(max: number): string {
+  const bounded = (digits: string, bound: bigint, suffixLength: number) =>
+    `(size(self) <= ${bound.toString().length + suffixLength} && int(${digits}) <= ${bound})`;
+  let rule = bounded('self', BigInt(max), 0);
+  for (const [suffix, shift] of [...SIZE_SUFFIX_SHIFTS].reverse())
+    rule = `self.endsWith('${suffix}') ? ${bounded('self.substring(0, size(self) - 2)', BigInt(max) >> BigInt(shift), 2)} : ${rule}`;
+  return `!self.matches('${SIZE_PATTERN}') || (${rule})`;
+}
+
+/** The node configuration's sizes must be ones the agent can apply (MAX_NODE_SIZE_BYTES). */
+const nodeSizeMax: CelRule = {
+  id: 'size-max',
+  rule: sizeMaxRule(MAX_NODE_SIZE_BYTES),
+  message: `must be at most ${MAX_NODE_SIZE_BYTES} bytes (2^53-1, about 8 PiB, e.g. 8191Ti): the largest size the node agent applies`,
+};
 
 /** A size field. The format is a CEL rule rather than `pattern`, so the error reads as a sentence. */
 const size = (description: string, extra: Partial<Schema> = {}): Schema => ({
@@ -150,12 +186,13 @@ const nodeConfigProperties = (withDefaults: boolean): Record<string, Schema> => 
           rule: `!self.matches('^[0-9]+%$') || int(self.substring(0, size(self) - 1)) <= ${MAX_SPILL_PERCENT}`,
           message: `hostSpillBudget may be at most ${MAX_SPILL_PERCENT}% of node memory: the node needs RAM for its own pods`,
         },
+        nodeSizeMax,
       ],
     },
-    vramReservePerGpu: size(
-      'VRAM kept back on each GPU for CUDA contexts and the driver; not offered to pods. Defaults to 512Mi.',
-      d(DEFAULTS.vramReservePerGpu),
-    ),
+    vramReservePerGpu: size('VRAM kept back on each GPU for CUDA contexts and the driver; not offered to pods. Defaults to 512Mi.', {
+      ...d(DEFAULTS.vramReservePerGpu),
+      'x-kubernetes-validations': [nodeSizeMax],
+    }),
     slotsPerGpu: {
       type: 'integer',
       format: 'int32',

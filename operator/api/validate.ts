@@ -4,7 +4,9 @@
  * Unknown fields are errors here (the apiserver prunes them; anything we parse should never carry them).
  */
 import {
+  MAX_NODE_SIZE_BYTES,
   MAX_SPILL_PERCENT,
+  SIZE_SUFFIX_SHIFTS,
   SIZE_OR_PERCENT_PATTERN,
   SIZE_PATTERN,
   nodeSpecSchema,
@@ -33,6 +35,12 @@ export const CEL_TWINS: Record<string, CelTwin> = {
   },
   'spill-percent-max': (self) => !/^[0-9]+%$/.test(self as string) || Number((self as string).slice(0, -1)) <= MAX_SPILL_PERCENT,
   'max-positive': (self) => self !== '0',
+  'size-max': (self) => {
+    const m = SIZE_RE.exec(self as string);
+    if (!m) return true;
+    const shift = SIZE_SUFFIX_SHIFTS.find(([suffix]) => suffix === m[2])?.[1] ?? 0;
+    return BigInt(m[1]!) << BigInt(shift) <= BigInt(MAX_NODE_SIZE_BYTES);
+  },
   'podmemory-percent': (self) => {
     const p = self as { mode: string; percentOfLimit: number };
     return p.mode !== 'Request' || p.percentOfLimit > 0;

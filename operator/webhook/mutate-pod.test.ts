@@ -163,6 +163,29 @@ describe('mutatePod: denied', () => {
     });
   });
 
+  it.each(['1e30', '9.3E', '9223372036854775808', '8Ei'])('%s: past the contract maximum (2^63-1 bytes), named in the denial', (q) => {
+    // Admitted before: EMUV_LIMIT_BYTES=10^30 and a memory request of 931322574615478515625Gi.
+    const r = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': q } })]), open);
+    expect(r).toEqual({
+      allowed: false,
+      code: 400,
+      message: `container "c": emuv.io/vram-virtual "${q}" is larger than the maximum of 9223372036854775807 bytes (2^63-1, what EMUV_LIMIT_BYTES can carry)`,
+    });
+  });
+
+  it('the contract maximum itself is admitted; memory plus its reservation past 2^63-1 is denied', () => {
+    const max = '9223372036854775807';
+    const ok = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': max } })]), noMem);
+    expect(ok.allowed).toBe(true);
+    const r = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': max }, requests: { memory: '1Gi' } })]), open);
+    expect(r).toEqual({
+      allowed: false,
+      code: 400,
+      message:
+        'container "c": memory plus the 100% of emuv.io/vram-virtual reserved for spill is larger than the maximum of 9223372036854775807 bytes (2^63-1)',
+    });
+  });
+
   it('namespace not allowed', () => {
     const r = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } })]), { ...open, deniedReason: 'nope' });
     expect(r).toEqual({ allowed: false, code: 403, message: 'nope' });

@@ -15,7 +15,7 @@
  * means the user asked for emuv.io/vgpu directly, which is denied.
  */
 import { RESOURCE_VGPU, RESOURCE_VRAM_VIRTUAL } from '../../common/contracts/resources.ts';
-import { ENV } from '../../common/contracts/interposer.ts';
+import { ENV, MAX_SIZE_BYTES } from '../../common/contracts/interposer.ts';
 import { matchesSelector } from '../api/selector.ts';
 import type { EmuvPolicy, PodMemoryReservation } from '../api/types.ts';
 import { DEFAULTS } from '../api/schema.ts';
@@ -116,6 +116,11 @@ function previousReservations(v: unknown): Record<string, string> {
   }
 }
 
+/** A quantity as the user wrote it, for a message (bounded: quantities are at most 64 characters). */
+function quantityText(q: unknown): string {
+  return typeof q === 'string' ? `"${q.slice(0, 64)}"` : String(q);
+}
+
 function deny(code: 400 | 403, message: string): MutationResult {
   return { allowed: false, code, message };
 }
@@ -177,6 +182,14 @@ export function mutatePod(pod: unknown, policy: AdmissionPolicy): MutationResult
       throw err;
     }
     if (limitBytes <= 0n) return deny(400, `${where}: ${RESOURCE_VRAM_VIRTUAL} must be greater than zero`);
+    // EMUV_LIMIT_BYTES is an int64 on both sides of the interposer contract: a larger value (1e30, 9.3E)
+    // would reach the container as a number the interposer refuses, and the pod's memory request with it.
+    if (limitBytes > MAX_SIZE_BYTES)
+      return deny(
+        400,
+        `${where}: ${RESOURCE_VRAM_VIRTUAL} ${quantityText(limits[RESOURCE_VRAM_VIRTUAL] ?? requests[RESOURCE_VRAM_VIRTUAL])} is ` +
+          `larger than the maximum of ${MAX_SIZE_BYTES} bytes (2^63-1, what ${ENV.limitBytes} can carry)`,
+      );
     if (policy.maxPerContainer !== undefined && limitBytes > policy.maxPerContainer) {
       return deny(
         403,
@@ -198,8 +211,16 @@ export function mutatePod(pod: unknown, policy: AdmissionPolicy): MutationResult
         // Kubernetes defaults a missing request from the limit, so that is the base when only a limit exists.
         const baseRequest = requests.memory !== undefined ? requests.memory : limits.memory;
         const reqBytes = baseRequest !== undefined ? ceilBytes(parseQuantity(baseRequest)) : 0n;
+        const limBytes = hasLimit ? ceilBytes(parseQuantity(limits.memory)) + reserve : 0n;
+        // The kubelet and the scheduler hold memory as an int64 of bytes: a sum past it would wrap.
+        if (reqBytes + reserve > MAX_SIZE_BYTES || limBytes > MAX_SIZE_BYTES)
+          return deny(
+            400,
+            `${where}: memory plus the ${policy.podMemory.percentOfLimit}% of ${RESOURCE_VRAM_VIRTUAL} reserved for spill is larger than ` +
+              `the maximum of ${MAX_SIZE_BYTES} bytes (2^63-1)`,
+          );
         requests.memory = formatBytes(reqBytes + reserve);
-        if (hasLimit) limits.memory = formatBytes(ceilBytes(parseQuantity(limits.memory)) + reserve);
+        if (hasLimit) limits.memory = formatBytes(limBytes);
       } catch (err) {
         if (err instanceof QuantityError) return deny(400, `${where}: memory: ${err.message}`);
         throw err;

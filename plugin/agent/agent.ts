@@ -3,13 +3,15 @@
  * metrics }. Lifecycle only; every decision lives in the stages it wires. Collaborators that touch
  * the world beyond the configured roots (NVML, the Kubernetes API) are injected.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVICE_PLUGIN_SOCKET, RESOURCE_VGPU } from '../../common/contracts/resources.ts';
+import { describeSystemError, StartupError } from '../../common/errors.ts';
 import { startHttpServer } from '../../common/http.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
+import { Periodic } from '../../common/periodic.ts';
 import type { PluginConfig } from '../config.ts';
 import { CONTROL_DEVICE_NODES, type AllocateEnvironment } from '../deviceplugin/allocate.ts';
 import { DeviceState } from '../deviceplugin/device-state.ts';
@@ -19,12 +21,14 @@ import { DevicePluginLifecycle } from '../deviceplugin/lifecycle.ts';
 import { createHandlers, PLUGIN_OPTIONS } from '../deviceplugin/server.ts';
 import { discoverNode } from '../discovery/discover.ts';
 import type { Nvml } from '../discovery/nvml.ts';
-import { buildInventory } from '../inventory/inventory.ts';
+import { buildInventory, notOfferedReason } from '../inventory/inventory.ts';
+import type { CapacityConfig } from '../inventory/capacity.ts';
 import { createAgentMetrics, Registry } from '../metrics/definitions.ts';
 import { readStatsFile } from '../stats/stats-reader.ts';
 import { collectUsage } from '../usage/collector.ts';
+import { procLiveness } from '../usage/liveness.ts';
 import { ownersByAllocId } from '../usage/owners.ts';
-import { podResourcesClient } from '../usage/pod-resources.ts';
+import { podResourcesClient, type PodResourcesSource } from '../usage/pod-resources.ts';
 import { buildStatus, type StatusDocument } from '../usage/status.ts';
 import { installInterposer } from './interposer-install.ts';
 import { applyNodeConfig, EmuvNodeSync, emuvNodeStatus, type EmuvNodeApi } from './emuv-node.ts';
@@ -44,6 +48,8 @@ export interface AgentDeps {
   nodeStatusResyncMs?: number;
   /** How often the stats files are read. When unspecified, 2000 ms. */
   usageIntervalMs?: number;
+  /** The kubelet's PodResources API. When unspecified, a client of config.podResourcesSocket (none when that is off). */
+  podResources?: PodResourcesSource | null;
   /** Asked at terminate() whether emuv is being uninstalled; required with config.ownerDaemonSet and node status on. */
   uninstallApi?: UninstallApi;
   /** Limits of terminate(), from its start. When unspecified: 5000 ms to ask about the DaemonSet, 20000 ms in all. */
@@ -89,6 +95,42 @@ function existingDevNodes(devRoot: string): Set<string> {
 
 export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise<AgentHandle> {
   const log = deps.logger;
+  // What has been started so far, stopped in reverse order when a later step fails: a half-started agent
+  // must not stay registered with the kubelet, nor keep the process alive, after start-up failed.
+  const started: { what: string; stop: () => unknown }[] = [];
+  const undo = async () => {
+    for (const s of started.splice(0).reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.warn('cleanup after a failed start-up step failed', { step: s.what, ...errFields(err) });
+      }
+    }
+  };
+  try {
+    return await startSteps(config, deps, (what, stop) => started.push({ what, stop }));
+  } catch (err) {
+    await undo();
+    deps.nvml?.close();
+    throw err;
+  }
+}
+
+/** Why each offered GPU left out of the inventory is out, for the log: a capacity of 0 must say why. */
+function logNotOffered(log: Logger, discovery: ReturnType<typeof discoverNode>, cfg: CapacityConfig, source: string): void {
+  for (const g of discovery.gpus) {
+    if (!g.offered) continue; // logged once at discovery, with its own reason
+    const reason = notOfferedReason(g, cfg);
+    if (reason) log.warn('gpu not offered', { gpu: g.pci.address, reason: `${reason} (${source})` });
+  }
+}
+
+async function startSteps(
+  config: PluginConfig,
+  deps: AgentDeps,
+  onStarted: (what: string, stop: () => unknown) => void,
+): Promise<AgentHandle> {
+  const log = deps.logger;
   let latest: StatusDocument | null = null;
   const metrics = createAgentMetrics(deps.registry ?? new Registry(), () => latest);
 
@@ -109,6 +151,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     log.info('capacity', { vramVirtualBytes: inv.vramVirtualBytes, vgpu: inv.vgpuCount, hostBudgetBytes: inv.hostBudgetBytes });
   };
   const inventory = buildInventory(discovery, config.capacity);
+  logNotOffered(log, discovery, config.capacity, '--vram-reserve');
   capacityMetrics(inventory);
 
   const installed = installInterposer({
@@ -129,6 +172,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
   updateHealth();
   const healthTimer = setInterval(updateHealth, deps.healthPollMs ?? 500);
   healthTimer.unref();
+  onStarted('health poll', () => clearInterval(healthTimer));
 
   let publisher: NodeStatusPublisher | null = null;
   // EmuvNode.spec (from the operator's policies) laid over the flags, applied live.
@@ -140,7 +184,9 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       logger: log.child({ module: 'emuv-node' }),
       resyncMs: deps.nodeStatusResyncMs ?? 5000,
       onConfig: (spec) => {
-        const next = buildInventory(discovery, spec ? applyNodeConfig(config.capacity, spec) : config.capacity);
+        const cfg = spec ? applyNodeConfig(config.capacity, spec) : config.capacity;
+        const next = buildInventory(discovery, cfg);
+        logNotOffered(log, discovery, cfg, spec ? `EmuvNode ${config.nodeName} spec.vramReservePerGpu` : '--vram-reserve');
         state.setInventory(next);
         capacityMetrics(next);
         // Before the publisher exists (the first pass), it publishes state.inventory when it starts.
@@ -149,9 +195,11 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       status: (generation, specError, previous) =>
         emuvNodeStatus({ discovery, inventory: state.inventory, usage: latest, generation, specError, previous, now: new Date() }),
     });
+    const sync = emuvNodeSync;
+    onStarted('EmuvNode sync', () => sync.halt());
     // Read before the device plugin registers, so the kubelet's first device list already follows it.
-    await emuvNodeSync.reconcile();
-    emuvNodeSync.start();
+    await sync.reconcile();
+    sync.start();
   }
 
   const environment = (): AllocateEnvironment => ({
@@ -176,47 +224,102 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     onRegistered: () => metrics.registrations.inc(),
     onRestart: () => metrics.restarts.inc(),
   });
-  await lifecycle.start();
 
-  // Usage: stats files -> owners (PodResources) -> status document (/status, /metrics).
-  const podResources = config.podResourcesSocket ? podResourcesClient(config.podResourcesSocket) : null;
+  // The metrics port is bound before the kubelet hears of us: a busy port then fails the start before the
+  // device plugin has registered anything.
+  let http: Awaited<ReturnType<typeof startHttpServer>> | null = null;
+  if (config.metrics) {
+    const addr = `${config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host}:${config.metrics.port}`;
+    try {
+      http = await startHttpServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        registry: metrics.registry,
+        ready: () => lifecycle.registered && (publisher?.healthy ?? true),
+        json: { '/status': () => latest },
+      });
+    } catch (err) {
+      throw new StartupError('metrics-addr', `--metrics-addr ${addr}: cannot listen: ${describeSystemError(err)}`, { cause: err });
+    }
+    const server = http;
+    onStarted('http server', () => server.close());
+    log.info('http listening', { port: http.port });
+  }
+
+  // The kubelet's directory must exist (a hostPath mount): without this check, binding the socket in a
+  // missing directory fails with a message that names neither the directory nor the flag.
+  const dpDir = statSync(config.devicePluginDir, { throwIfNoEntry: false });
+  if (!dpDir?.isDirectory())
+    throw new StartupError(
+      'device-plugin-dir',
+      `--device-plugin-dir ${config.devicePluginDir}: ${dpDir ? 'not a directory' : 'no such directory'}; ` +
+        "it must be the kubelet's device-plugin directory (/var/lib/kubelet/device-plugins on the host)",
+    );
+  try {
+    await lifecycle.start();
+  } catch (err) {
+    await lifecycle.stop(); // removes the socket if it was made
+    throw new StartupError(
+      'device-plugin-dir',
+      `--device-plugin-dir ${config.devicePluginDir}: cannot serve ${DEVICE_PLUGIN_SOCKET}: ${describeSystemError(err)}`,
+      { cause: err },
+    );
+  }
+  onStarted('device plugin', () => lifecycle.stop());
+
+  // Usage: stats files -> owners (PodResources) -> status document (/status, /metrics). On the shared
+  // periodic loop: a pass waits for the one in flight, so a PodResources call that stalls (its deadline
+  // is 2 s, the interval too) never piles up passes.
+  const podResources =
+    deps.podResources !== undefined ? deps.podResources : config.podResourcesSocket ? podResourcesClient(config.podResourcesSocket) : null;
+  if (podResources) onStarted('PodResources client', () => podResources.close());
+  const liveness = procLiveness(config.procRoot);
   let podResourcesWarned = false;
-  const refreshStatus = async (): Promise<StatusDocument> => {
-    let owners = null;
-    if (podResources) {
-      try {
-        owners = ownersByAllocId(await podResources.list());
-        podResourcesWarned = false;
-      } catch (err) {
-        if (!podResourcesWarned) log.warn('pod resources unavailable; containers are shown without names', errFields(err));
-        podResourcesWarned = true;
+  let lastUsageError: unknown = null;
+  const usagePass = async (): Promise<void> => {
+    try {
+      let owners = null;
+      if (podResources) {
+        try {
+          owners = ownersByAllocId(await podResources.list());
+          podResourcesWarned = false;
+        } catch (err) {
+          if (!podResourcesWarned) log.warn('pod resources unavailable; containers are shown without names', errFields(err));
+          podResourcesWarned = true;
+        }
       }
+      const { containers, removed } = collectUsage({ stateDir: config.stateDir, owners, read: (p) => readStatsFile(p), liveness });
+      for (const c of containers) if (c.error) metrics.statsErrors.inc();
+      for (const allocId of removed) {
+        metrics.staleStatsRemoved.inc();
+        log.info('stats directory removed: its pod is gone', { allocId });
+      }
+      latest = buildStatus({
+        node: config.nodeName || null,
+        now: new Date(),
+        inventory: state.inventory,
+        health: (a) => state.health(a),
+        containers,
+      });
+      lastUsageError = null;
+    } catch (err) {
+      lastUsageError = err;
+      log.error('usage collection failed', errFields(err));
     }
-    const { containers, removed } = collectUsage({ stateDir: config.stateDir, owners, read: (p) => readStatsFile(p) });
-    for (const c of containers) if (c.error) metrics.statsErrors.inc();
-    for (const allocId of removed) {
-      metrics.staleStatsRemoved.inc();
-      log.info('stats directory removed: its pod is gone', { allocId });
-    }
-    latest = buildStatus({
-      node: config.nodeName || null,
-      now: new Date(),
-      inventory: state.inventory,
-      health: (a) => state.health(a),
-      containers,
-    });
+  };
+  const usage = new Periodic(usagePass, deps.usageIntervalMs ?? 2000);
+  onStarted('usage loop', () => usage.halt());
+  const refreshStatus = async (): Promise<StatusDocument> => {
+    await usage.run();
+    if (lastUsageError !== null || latest === null) throw lastUsageError ?? new Error('no usage collected yet');
     return latest;
   };
-  await refreshStatus();
-  const usageTimer = setInterval(
-    () => void refreshStatus().catch((err: unknown) => log.error('usage collection failed', errFields(err))),
-    deps.usageIntervalMs ?? 2000,
-  );
-  usageTimer.unref();
+  await usage.run();
+  usage.start();
 
   if (config.nodeStatus) {
     if (!deps.nodeApi) throw new Error('node status is on but no Kubernetes API was given');
-    publisher = new NodeStatusPublisher({
+    const p = new NodeStatusPublisher({
       nodeName: config.nodeName,
       api: deps.nodeApi,
       logger: log.child({ module: 'node-status' }),
@@ -224,8 +327,10 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
       onPatched: () => metrics.nodeStatusPatches.inc(),
       onError: () => metrics.nodeStatusErrors.inc(),
     });
-    await publisher.publish(desiredFromInventory(state.inventory));
-    publisher.start();
+    publisher = p;
+    onStarted('node status publisher', () => p.halt());
+    await p.publish(desiredFromInventory(state.inventory));
+    p.start();
   }
 
   // Uninstall cleanup at SIGTERM needs the API (to tell an uninstall from a restart) and a DaemonSet that
@@ -247,26 +352,9 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
     }
   }
 
-  let http: Awaited<ReturnType<typeof startHttpServer>> | null = null;
-  if (config.metrics) {
-    try {
-      http = await startHttpServer({
-        host: config.metrics.host,
-        port: config.metrics.port,
-        registry: metrics.registry,
-        ready: () => lifecycle.registered && (publisher?.healthy ?? true),
-        json: { '/status': () => latest },
-      });
-      log.info('http listening', { port: http.port });
-    } catch (err) {
-      log.error('cannot serve /metrics', errFields(err));
-      throw err;
-    }
-  }
-
   const stop = async () => {
     clearInterval(healthTimer);
-    clearInterval(usageTimer);
+    await usage.halt();
     emuvNodeSync?.stop();
     podResources?.close();
     publisher?.stop();
@@ -284,7 +372,7 @@ export async function startAgent(config: PluginConfig, deps: AgentDeps): Promise
         log.info('emuv is being uninstalled: removing what the agent put on this node', { daemonSet, reason: decision.reason });
         // Nothing may re-publish what the steps remove: the loops stop, and a pass in flight finishes first.
         clearInterval(healthTimer);
-        clearInterval(usageTimer);
+        await usage.halt();
         await emuvNodeSync?.halt();
         await publisher?.halt();
         const outcomes = await runUninstallSteps(

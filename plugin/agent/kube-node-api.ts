@@ -15,6 +15,7 @@ import {
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL_NODE, VERSION } from '../../common/contracts/emuv-node.ts';
+import { describeSystemError, StartupError } from '../../common/errors.ts';
 import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
 import type { JsonPatchOp, NodeApi, NodeView } from './node-status.ts';
 import type { RemoveAgentsApi } from './remove-agents.ts';
@@ -23,8 +24,25 @@ import type { DaemonSetRef, DaemonSetView, UninstallApi } from './uninstall.ts';
 /** In-cluster configuration when kubeconfigPath is null, else that file. */
 export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
   const kc = new KubeConfig();
-  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-  else kc.loadFromCluster();
+  try {
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else {
+      kc.loadFromCluster();
+      // Outside a pod the client does not fail here: it builds https://undefined:undefined and every
+      // request fails later, forever, with a network error that says nothing about the configuration.
+      if (kc.getCurrentCluster()?.server.includes('undefined'))
+        throw new Error('KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set');
+    }
+  } catch (err) {
+    // The client's own message names a file or a variable, not the flag that chose them.
+    throw new StartupError(
+      'kubeconfig',
+      kubeconfigPath
+        ? `--kubeconfig ${kubeconfigPath}: cannot load: ${describeSystemError(err)}`
+        : `no --kubeconfig and no in-cluster configuration (${describeSystemError(err)}); outside a pod, pass --kubeconfig`,
+      { cause: err },
+    );
+  }
   return kc;
 }
 

@@ -43,18 +43,36 @@ export function allocIdFor(ids: readonly string[]): string {
   return `${sorted[0]}-n${sorted.length}-${digest}`;
 }
 
-/** Maps the requested IDs to one GPU; throws InvalidRequestError naming every bad ID. */
+/** How many IDs an error message names, and how much of each: the rest is counted, not echoed. */
+const NAMED_IDS = 8;
+const ID_CHARS = 80;
+
+/**
+ * IDs for an error message, bounded: the message travels back in the gRPC status (an HTTP/2 trailer,
+ * which the transport resets as a protocol error once it grows past its header limit) and into one log
+ * line, so a request naming 10,000 IDs, or one ID of a megabyte, must not be echoed whole.
+ */
+export function listIds(ids: readonly string[]): string {
+  const shown = ids.slice(0, NAMED_IDS).map((id) => (id.length > ID_CHARS ? `${id.slice(0, ID_CHARS)}… (${id.length} characters)` : id));
+  const more = ids.length - shown.length;
+  return `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** Maps the requested IDs to one GPU; throws InvalidRequestError naming the bad IDs (a bounded number of them). */
 export function resolveGrant(ids: readonly string[], inventory: Inventory): Grant {
   if (ids.length === 0) throw new InvalidRequestError('no device IDs in the container request');
   const owner = new Map<string, OfferedGpu>();
   for (const gpu of inventory.gpus) for (const s of gpu.slots) owner.set(s.id, gpu);
   const unknown = ids.filter((id) => !owner.has(id));
-  if (unknown.length > 0) throw new InvalidRequestError(`unknown device IDs: ${unknown.join(', ')}`);
-  const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
-  if (dupes.length > 0) throw new InvalidRequestError(`device IDs requested twice: ${[...new Set(dupes)].join(', ')}`);
+  if (unknown.length > 0)
+    throw new InvalidRequestError(`${unknown.length} unknown device ID${unknown.length === 1 ? '' : 's'}: ${listIds(unknown)}`);
+  const seen = new Set<string>();
+  const dupes = new Set<string>();
+  for (const id of ids) (seen.has(id) ? dupes : seen).add(id);
+  if (dupes.size > 0) throw new InvalidRequestError(`device IDs requested twice: ${listIds([...dupes])}`);
   const gpus = new Set(ids.map((id) => owner.get(id)!.address));
   if (gpus.size > 1) {
-    const byGpu = [...gpus].map((a) => `${a}: ${ids.filter((id) => owner.get(id)!.address === a).join(', ')}`);
+    const byGpu = [...gpus].map((a) => `${a}: ${listIds(ids.filter((id) => owner.get(id)!.address === a))}`);
     throw new InvalidRequestError(`device IDs span GPUs (one container gets slots of one GPU): ${byGpu.join('; ')}`);
   }
   return { gpu: owner.get(ids[0]!)!, slotIds: [...ids], allocId: allocIdFor(ids) };

@@ -117,9 +117,19 @@ export class DevicePluginLifecycle {
   }
 
   async #registerLoop(cycle: number): Promise<void> {
+    let waitLogged = false;
     while (!this.#stopped && cycle === this.#cycle) {
       const kubelet = join(this.#o.dir, KUBELET_SOCKET);
       const id = identity(kubelet);
+      if (!id && !waitLogged) {
+        // Said once per registration attempt, not at every retry: a kubelet that is restarting is normal,
+        // one that never comes means the directory is not the kubelet's (or the kubelet is down).
+        this.#o.logger.warn('waiting for the kubelet: no kubelet.sock in the device-plugin directory yet; registering when it appears', {
+          kubelet,
+          resource: this.#o.resourceName,
+        });
+        waitLogged = true;
+      }
       if (id) {
         try {
           await this.#register(kubelet);

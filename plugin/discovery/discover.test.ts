@@ -1,11 +1,14 @@
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { NODE_FIXTURES } from '../../test/helpers.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NODE_FIXTURES, copyNodeFixture, tempDir } from '../../test/helpers.ts';
+import { buildInventory } from '../inventory/inventory.ts';
+import { DEFAULT_CAPACITY_CONFIG } from '../inventory/capacity.ts';
 import { discoverNode } from './discover.ts';
 import type { Nvml, NvmlGpu } from './nvml.ts';
 import { normalizePciAddress } from './nvml.ts';
 import { pcieBandwidth } from './pci-scan.ts';
-import { parseNvidiaInformation } from './procfs.ts';
+import { MAX_HOST_MEMORY_BYTES, parseMemTotal, parseNvidiaInformation } from './procfs.ts';
 
 const GiB = 1024 ** 3;
 
@@ -155,5 +158,80 @@ describe('driver information file and PCIe arithmetic', () => {
     [64, 16, 121_000_000_000],
   ])('%s GT/s x%s = %s B/s', (gt, w, bytes) => {
     expect(pcieBandwidth(gt, w)).toBe(bytes);
+  });
+});
+
+describe('numbers and identities discovery must not trust', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+  let n = 0;
+  const node = () => copyNodeFixture('one-gpu', join(tmp.path, `node-${n++}`));
+
+  it.each([
+    ['MemTotal:       32768000 kB\nMemFree: 1 kB\n', 32768000 * 1024],
+    ['MemTotal:\t1 kB\n', 1024],
+    [`MemTotal: ${MAX_HOST_MEMORY_BYTES / 1024} kB\n`, MAX_HOST_MEMORY_BYTES],
+  ])('MemTotal %j is %d bytes', (text, bytes) => {
+    expect(parseMemTotal(text)).toEqual({ bytes });
+  });
+
+  it.each([
+    // 999999999999999 kB read as bytes published a 465,661 TiB spill budget, past 2^53 where numbers are inexact.
+    ['MemTotal: 999999999999999 kB\n', 'MemTotal 999999999999999 kB is more than 4 PiB, more than any machine can address'],
+    [
+      `MemTotal: ${MAX_HOST_MEMORY_BYTES / 1024 + 1} kB\n`,
+      `MemTotal ${MAX_HOST_MEMORY_BYTES / 1024 + 1} kB is more than 4 PiB, more than any machine can address`,
+    ],
+    ['MemTotal: 0 kB\n', 'MemTotal is 0 kB'],
+    ['MemTotal: 32768000 kB\nMemTotal: 65536000 kB\n', '2 "MemTotal:" lines; expected one'],
+    ['MemFree: 1 kB\n', 'no "MemTotal:" line'],
+    ['MemTotal: 12 MB\n', 'cannot parse "MemTotal: 12 MB"; expected "MemTotal: <n> kB"'],
+  ])('MemTotal in %j is refused: %s', (text, reason) => {
+    expect(parseMemTotal(text)).toEqual({ bytes: null, reason });
+  });
+
+  it('a refused MemTotal is a problem and a spill budget of 0, not a huge budget', () => {
+    const roots = node();
+    writeFileSync(join(roots.proc, 'meminfo'), 'MemTotal: 999999999999999 kB\n');
+    const d = discoverNode({ sysRoot: roots.sys, procRoot: roots.proc, nvml: null, gpuMemory: new Map([['0000:01:00.0', 8 * GiB]]) });
+    expect(d.hostMemoryBytes).toBeNull();
+    expect(buildInventory(d, DEFAULT_CAPACITY_CONFIG).hostBudgetBytes).toBe(0);
+    expect(d.problems.map((p) => p.message)).toContain(
+      'MemTotal 999999999999999 kB is more than 4 PiB, more than any machine can address; host spill budget is 0',
+    );
+  });
+
+  it('two sysfs names for one PCI address (they differ in case) are one GPU, and the other name is reported', () => {
+    const roots = node();
+    const devices = join(roots.sys, 'bus', 'pci', 'devices');
+    cpSync(join(devices, '0000:01:00.0'), join(devices, '0000:0a:00.0'), { recursive: true, verbatimSymlinks: true });
+    cpSync(join(devices, '0000:01:00.0'), join(devices, '0000:0A:00.0'), { recursive: true, verbatimSymlinks: true });
+    const d = discoverNode({
+      sysRoot: roots.sys,
+      procRoot: roots.proc,
+      nvml: null,
+      gpuMemory: new Map([
+        ['0000:01:00.0', 8 * GiB],
+        ['0000:0a:00.0', 8 * GiB],
+      ]),
+    });
+    expect(d.gpus.map((g) => g.pci.address)).toEqual(['0000:01:00.0', '0000:0a:00.0']);
+    expect(d.problems).toContainEqual({
+      subject: '0000:0a:00.0',
+      message: '0000:0A:00.0 names the same PCI function as 0000:0a:00.0 (the case differs); ignored',
+    });
+    expect(buildInventory(d, DEFAULT_CAPACITY_CONFIG).vgpuCount).toBe(32);
+  });
+
+  it('two GPUs that report one UUID: neither is offered, and the reason names the other', () => {
+    const uuid = 'GPU-aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    const gpu = (pciAddress: string): NvmlGpu => ({ pciAddress, uuid, name: 'NVIDIA L4', minor: 0, memoryBytes: 24 * GiB });
+    const nvml: Nvml = { gpus: () => [gpu('0000:17:00.0'), gpu('0000:65:00.0')], isLost: () => false, close: () => {} };
+    const d = discover('two-gpus-numa', {}, nvml);
+    expect(d.gpus.map((g) => [g.pci.address, g.offered, g.reason])).toEqual([
+      ['0000:17:00.0', false, `UUID ${uuid} is also reported for 0000:65:00.0: a UUID names one GPU, so neither is offered`],
+      ['0000:65:00.0', false, `UUID ${uuid} is also reported for 0000:17:00.0: a UUID names one GPU, so neither is offered`],
+    ]);
+    expect(buildInventory(d, DEFAULT_CAPACITY_CONFIG).vgpuCount).toBe(0);
   });
 });

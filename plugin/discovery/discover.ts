@@ -70,13 +70,31 @@ export function discoverNode(inputs: DiscoveryInputs): NodeDiscovery {
   for (const address of inputs.gpuMemory.keys()) {
     if (!known.has(address)) problems.push({ subject: address, message: '--gpu-memory names a PCI address with no NVIDIA GPU; ignored' });
   }
-  const gpus = pciGpus.map((pci) => {
-    const fromNvml = nvmlGpus.get(pci.address);
-    const fromProc = fromNvml ? null : readNvidiaInformation(inputs.procRoot, pci.address, problems);
-    return combineGpu(pci, fromNvml, fromProc, inputs.gpuMemory.get(pci.address));
-  });
+  const gpus = refuseSharedUuids(
+    pciGpus.map((pci) => {
+      const fromNvml = nvmlGpus.get(pci.address);
+      const fromProc = fromNvml ? null : readNvidiaInformation(inputs.procRoot, pci.address, problems);
+      return combineGpu(pci, fromNvml, fromProc, inputs.gpuMemory.get(pci.address));
+    }),
+  );
   const hostMemoryBytes = readHostMemory(inputs.procRoot, problems);
   return { gpus, hostMemoryBytes, nvml: inputs.nvml !== null, problems: dedupe(problems) };
+}
+
+/**
+ * A UUID names one GPU: NVIDIA_VISIBLE_DEVICES and EMUV_GPU carry it into the container. Two GPUs that
+ * report the same one cannot both be what they say, and offering both would hand out one card's slots
+ * twice; which of them is right cannot be told, so neither is offered.
+ */
+export function refuseSharedUuids(gpus: DiscoveredGpu[]): DiscoveredGpu[] {
+  const byUuid = new Map<string, string[]>();
+  for (const g of gpus) if (g.uuid) byUuid.set(g.uuid.toLowerCase(), [...(byUuid.get(g.uuid.toLowerCase()) ?? []), g.pci.address]);
+  return gpus.map((g) => {
+    const sharing = g.uuid ? byUuid.get(g.uuid.toLowerCase())! : [];
+    if (sharing.length < 2) return g;
+    const others = sharing.filter((a) => a !== g.pci.address).join(', ');
+    return { ...g, offered: false, reason: `UUID ${g.uuid} is also reported for ${others}: a UUID names one GPU, so neither is offered` };
+  });
 }
 
 function dedupe(problems: Problem[]): Problem[] {

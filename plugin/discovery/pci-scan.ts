@@ -101,10 +101,20 @@ export function scanPci(sysRoot: string): { gpus: PciGpu[]; problems: Problem[] 
     problems.push({ subject: devicesDir, message: `cannot list PCI devices (${code}); is --sys-root right?` });
     return { gpus: [], problems };
   }
-  const gpus: PciGpu[] = [];
+  // One address, one device: names that differ only in case would otherwise offer one GPU twice. The
+  // kernel writes lower case, so a lower-case name wins; any other spelling is reported and ignored.
+  const byAddress = new Map<string, string[]>();
   for (const name of entries) {
     const address = name.toLowerCase();
     if (!PCI_ADDRESS_RE.test(address)) continue; // not a PCI function directory
+    byAddress.set(address, [...(byAddress.get(address) ?? []), name]);
+  }
+  const gpus: PciGpu[] = [];
+  for (const [address, names] of byAddress) {
+    const name = names.includes(address) ? address : names[0]!;
+    for (const other of names)
+      if (other !== name)
+        problems.push({ subject: address, message: `${other} names the same PCI function as ${name} (the case differs); ignored` });
     const dir = join(devicesDir, name);
     const vendor = parseHex(readAttr(dir, 'vendor'), 16);
     if (typeof vendor === 'string') {

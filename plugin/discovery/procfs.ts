@@ -9,6 +9,34 @@ import type { DriverGpuInfo, Problem } from './types.ts';
 
 const UUID_RE = /^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Largest MemTotal believed: 4 PiB, the most physical memory x86-64 (52-bit physical addresses, 5-level
+ * paging) and arm64 can address. It also keeps every byte count derived from it (budget, capacity) below
+ * 2^53, where JavaScript numbers are exact.
+ */
+export const MAX_HOST_MEMORY_BYTES = 2 ** 52;
+
+/**
+ * MemTotal of a meminfo text, in bytes; or null with the reason. Strict: exactly one MemTotal line, a
+ * whole number of kB, above 0 and at most MAX_HOST_MEMORY_BYTES. A wrong number here becomes the node's
+ * spill budget, so doubt means 0 (no spill), not a guess.
+ */
+export function parseMemTotal(text: string): { bytes: number } | { bytes: null; reason: string } {
+  const lines = text.split('\n').filter((l) => l.startsWith('MemTotal:'));
+  if (lines.length === 0) return { bytes: null, reason: 'no "MemTotal:" line' };
+  if (lines.length > 1) return { bytes: null, reason: `${lines.length} "MemTotal:" lines; expected one` };
+  const m = /^MemTotal:[ \t]+([0-9]{1,20}) kB$/.exec(lines[0]!);
+  if (!m) return { bytes: null, reason: `cannot parse ${JSON.stringify(lines[0]!.slice(0, 60))}; expected "MemTotal: <n> kB"` };
+  const kb = BigInt(m[1]!);
+  if (kb === 0n) return { bytes: null, reason: 'MemTotal is 0 kB' };
+  if (kb * 1024n > BigInt(MAX_HOST_MEMORY_BYTES))
+    return {
+      bytes: null,
+      reason: `MemTotal ${m[1]} kB is more than ${MAX_HOST_MEMORY_BYTES / 1024 ** 5} PiB, more than any machine can address`,
+    };
+  return { bytes: Number(kb) * 1024 };
+}
+
 /** MemTotal in bytes, or null plus a Problem. */
 export function readHostMemory(procRoot: string, problems: Problem[]): number | null {
   const file = join(procRoot, 'meminfo');
@@ -19,12 +47,12 @@ export function readHostMemory(procRoot: string, problems: Problem[]): number | 
     problems.push({ subject: file, message: `unreadable (${(err as NodeJS.ErrnoException).code ?? String(err)}); host spill budget is 0` });
     return null;
   }
-  const m = /^MemTotal:\s+([0-9]{1,15}) kB$/m.exec(text);
-  if (!m) {
-    problems.push({ subject: file, message: 'no valid "MemTotal: <n> kB" line; host spill budget is 0' });
+  const r = parseMemTotal(text);
+  if (r.bytes === null) {
+    problems.push({ subject: file, message: `${r.reason}; host spill budget is 0` });
     return null;
   }
-  return Number(m[1]) * 1024;
+  return r.bytes;
 }
 
 /** Parses the driver's `information` file; unknown or malformed fields become null plus a Problem. */

@@ -82,6 +82,13 @@ export function buildInventory(node: NodeDiscovery, cfg: CapacityConfig): Invent
 /** Why a discovered GPU is absent from the inventory (for `emuv discover` and logs). */
 export function notOfferedReason(gpu: DiscoveredGpu, cfg: CapacityConfig): string | null {
   if (!gpu.offered) return gpu.reason;
-  if (gpu.vramBytes !== null && usableVram(gpu.vramBytes, cfg.reserveBytes) === 0) return 'VRAM not larger than the reserve';
+  if (gpu.vramBytes !== null && usableVram(gpu.vramBytes, cfg.reserveBytes) === 0)
+    return `VRAM (${gibText(gpu.vramBytes)}) is not larger than the VRAM reserve (${gibText(cfg.reserveBytes)}): nothing is left to offer`;
   return null;
+}
+
+/** Bytes as GiB for a message, exact where it matters: "8 GiB", "7.5 GiB", "512 MiB". */
+function gibText(bytes: number): string {
+  if (bytes < 1024 ** 3) return `${+(bytes / 1024 ** 2).toFixed(2)} MiB`;
+  return `${+(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }

@@ -61,7 +61,18 @@ function usageMetrics(registry: Registry, latest: () => StatusDocument | null) {
       (c) => c.deniedRetries,
       'counter',
     ),
-    perContainer('emuv_container_processes', 'Live CUDA processes of the container', (c) => c.processes, 'gauge'),
+    perContainer(
+      'emuv_container_processes',
+      'CUDA processes of the container not known to have exited (docs/agent.md, Live processes)',
+      (c) => c.processes,
+      'gauge',
+    ),
+    perContainer(
+      'emuv_container_exited_processes',
+      'Processes of the container that exited without releasing their stats slot (killed); what they held stays counted until the next CUDA process of the container reaps it',
+      (c) => c.exitedProcesses,
+      'gauge',
+    ),
     perGpu('emuv_gpu_virtual_committed_bytes', 'Sum of the limits of the containers on this GPU', (g) => g.committedBytes),
     perGpu('emuv_gpu_vram_used_bytes', 'VRAM used by emuv containers on this GPU', (g) => g.vramUsedBytes),
     new Gauge({

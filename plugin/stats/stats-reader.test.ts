@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsFormatError } from './stats-reader.ts';
+import { NODE_BIN } from '../../test/helpers.ts';
+import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsEmptyError, StatsFormatError } from './stats-reader.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const GOLDEN = join(ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
@@ -20,7 +21,7 @@ describe('stats file v1: golden file written by the C tests (native/tests/test_g
   it('decodes header, per-device config and container totals', () => {
     const s = parseStats(golden());
     expect(s.versionMajor).toBe(1);
-    expect(s.versionMinor).toBe(0);
+    expect(s.versionMinor).toBe(1);
     expect(s.generation).toBe(3n);
     expect(s.createdNs).toBe(1764250000123456789n);
     expect(s.vramMode).toBe('fixed');
@@ -63,6 +64,10 @@ describe('stats file v1: golden file written by the C tests (native/tests/test_g
     });
     expect(a!.devices[0]).toEqual({ vram: 6656n * Mi, host: 2n * Gi, managed: 0n, pinnedHost: 64n * Mi, allocs: 2n, frees: 0n });
     expect(b).toMatchObject({ index: 1, pid: 202, hostPid: 0, seq: 3n << 16n });
+    // Minor 1: what each process holds in the container's totals, which a reaper gives back.
+    expect(a!.flags & STATS_V1.slotFlagHeld).toBe(STATS_V1.slotFlagHeld);
+    expect(a!.held).toEqual({ total: 6656n * Mi + 2n * Gi, vram: 6656n * Mi, host: 2n * Gi });
+    expect(b!.held).toEqual({ total: 512n * Mi, vram: 512n * Mi, host: 0n });
     expect(b!.devices[0]).toEqual({ vram: 512n * Mi, host: 0n, managed: 32n * Mi, pinnedHost: 0n, allocs: 2n, frees: 1n });
   });
 
@@ -109,6 +114,10 @@ describe('stats file v1: strict format checks', () => {
     expect(() => parseStats(Buffer.alloc(100))).toThrow(/too short/);
     expect(() => parseStats(golden().subarray(0, STATS_V1.hdrSize + 10))).toThrow(/too short/);
   });
+  it('a slot without the held flag (a minor-0 writer) has no held counters', () => {
+    const s = parseStats(mutate((b) => b.writeUInt32LE(0, STATS_V1.hdrSize + 12)));
+    expect(s.processes[0]).toMatchObject({ flags: 0, held: null });
+  });
   it('accepts a newer minor version', () => {
     expect(parseStats(mutate((b) => b.writeUInt16LE(3, 6))).versionMinor).toBe(3);
   });
@@ -147,5 +156,47 @@ describe('stats file v1: seqlock', () => {
     const path = tmpFile();
     writeFileSync(path, 'hello');
     expect(() => readStatsFile(path)).toThrow(StatsFormatError);
+  });
+});
+
+describe('stats file v1: what a container may put at the path (it owns the directory)', () => {
+  /**
+   * Reads in a child process: a reader that opens a FIFO blocks its thread until a writer comes, and a
+   * blocked test worker would hang the run instead of failing the test. The child is killed at the timeout.
+   */
+  const readInChild = (path: string): { status: number | null; out: string } => {
+    const reader = join(import.meta.dirname, 'stats-reader.ts');
+    const script = `import { readStatsFile } from ${JSON.stringify(reader)};
+try { readStatsFile(${JSON.stringify(path)}); console.log('read'); } catch (e) { console.log(e.name + ': ' + e.message); }`;
+    const r = spawnSync(NODE_BIN, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    return { status: r.status, out: `${r.stdout}${r.stderr}`.trim() };
+  };
+
+  it('a FIFO is refused at once, not waited on (the agent would hang at start-up and at every restart)', () => {
+    const path = tmpFile();
+    execFileSync('mkfifo', [path]);
+    expect(readInChild(path)).toEqual({ status: 0, out: 'StatsFormatError: not read: it is a FIFO; a stats file is a regular file' });
+  });
+
+  it("a symbolic link is not followed, whether to a host file or to another container's stats file", () => {
+    const other = tmpFile();
+    writeFileSync(other, golden());
+    for (const target of [other, '/etc/passwd']) {
+      const link = tmpFile();
+      symlinkSync(target, link);
+      expect(() => readStatsFile(link)).toThrow('not read: it is a symbolic link; a stats file is a regular file');
+    }
+  });
+
+  it('a directory and a file larger than a stats file are refused; an empty file means no process has started', () => {
+    const dir = tmpFile();
+    mkdirSync(dir);
+    expect(() => readStatsFile(dir)).toThrow(/it is a directory/);
+    const big = tmpFile();
+    writeFileSync(big, Buffer.concat([golden(), Buffer.alloc(1)]));
+    expect(() => readStatsFile(big)).toThrow(`not read: ${STATS_V1.fileSize + 1} bytes; a stats file v1 is at most ${STATS_V1.fileSize}`);
+    const empty = tmpFile();
+    writeFileSync(empty, '');
+    expect(() => readStatsFile(empty)).toThrow(StatsEmptyError);
   });
 });

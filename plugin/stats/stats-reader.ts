@@ -7,8 +7,12 @@
  * zero) and is unchanged between two copies; container totals are accepted when two copies agree.
  * `parseStats` is pure (a Buffer in, typed values out, strict about format); `readStatsFile` does the
  * reading and retrying.
+ *
+ * The file lives in a directory the container owns (mode 01777, mounted read-write into it), so whatever
+ * is at that path was put there by a process the agent does not trust: `openStatsFile` opens it without
+ * following links and without blocking, and accepts only a regular file of at most one stats file's size.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { endianness } from 'node:os';
 
 export const STATS_V1 = {
@@ -21,11 +25,21 @@ export const STATS_V1 = {
   fileSize: 65536,
   initReady: 2,
   slotLive: 2,
+  /** slot flags bit 0 (minor 1): held_total/held_vram/held_host are kept */
+  slotFlagHeld: 1,
   seqBusyMask: 0xffffn,
 } as const;
 
 export class StatsFormatError extends Error {
   override name = 'StatsFormatError';
+}
+
+/**
+ * The file exists but is empty: the agent creates it empty at Allocate (see deviceplugin/host-prep.ts) and
+ * the container's first CUDA process formats it, so until then there is nothing to show.
+ */
+export class StatsEmptyError extends StatsFormatError {
+  override name = 'StatsEmptyError';
 }
 
 export type VramModeName = 'fill' | 'fixed';
@@ -66,6 +80,13 @@ export interface ProcessSlot {
   seq: bigint;
   startTime: bigint;
   lastUpdateNs: bigint;
+  /** EMUV_SLOT_F_* (minor 1; 0 from a minor-0 writer) */
+  flags: number;
+  /**
+   * What this process holds in device 0's container totals (minor 1, when flags has the held bit): what a
+   * reaper gives back. null from a minor-0 writer, whose reapers give back devices[0].vram + .host.
+   */
+  held: { total: bigint; vram: bigint; host: bigint } | null;
   devices: SlotDevice[];
   /** false when an update was in progress in this copy (see readStatsFile) */
   consistent: boolean;
@@ -176,6 +197,7 @@ export function parseStats(buf: Buffer): StatsSnapshot {
     }
     const ok = (seq & STATS_V1.seqBusyMask) === 0n;
     consistent &&= ok;
+    const flags = buf.readUInt32LE(s + 12);
     processes.push({
       index: i,
       pid: buf.readUInt32LE(s + 4),
@@ -183,6 +205,8 @@ export function parseStats(buf: Buffer): StatsSnapshot {
       seq,
       startTime: u64(s + 24),
       lastUpdateNs: u64(s + 32),
+      flags,
+      held: flags & STATS_V1.slotFlagHeld ? { total: u64(s + 232), vram: u64(s + 240), host: u64(s + 248) } : null,
       devices: slotDevs,
       consistent: ok,
     });
@@ -256,6 +280,56 @@ function coveredLength(a: Buffer): number {
   return STATS_V1.hdrSize + (last + 1) * STATS_V1.slotSize;
 }
 
+function fileKind(st: Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  return 'not a regular file';
+}
+
+function notAStatsFile(st: Stats): StatsFormatError | null {
+  if (!st.isFile()) return new StatsFormatError(`not read: it is ${fileKind(st)}; a stats file is a regular file`);
+  if (st.size > STATS_V1.fileSize)
+    return new StatsFormatError(`not read: ${st.size} bytes; a stats file v1 is at most ${STATS_V1.fileSize}`);
+  if (st.size === 0) return new StatsEmptyError('empty: no CUDA process of the container has initialised it yet');
+  return null;
+}
+
+/**
+ * Opens a stats file for reading, or throws (StatsFormatError for anything that is not one; the errno
+ * error, e.g. ENOENT, when there is nothing at the path). Never follows a symbolic link (a container could
+ * point it at any host file, or at another container's stats) and never blocks: a FIFO opened for reading
+ * would wait for a writer, on the agent's only thread, forever, and at every restart again. The lstat
+ * keeps devices and FIFOs from being opened at all; O_NOFOLLOW | O_NONBLOCK and the fstat cover a swap
+ * between the two calls.
+ */
+export function openStatsFile(path: string): number {
+  const before = lstatSync(path);
+  const bad = notAStatsFile(before);
+  if (bad) throw bad;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new StatsFormatError('not read: it is a symbolic link');
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    const swapped =
+      st.ino !== before.ino || st.dev !== before.dev ? new StatsFormatError('not read: the file was replaced while opening it') : null;
+    const err = swapped ?? notAStatsFile(st);
+    if (err) throw err;
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
 /**
  * Reads a stats file with the seqlock protocol: one full copy, then a copy of the header and the slots up
  * to the last live one, compared with the first; on disagreement the newer full copy becomes the
@@ -263,7 +337,7 @@ function coveredLength(a: Buffer): number {
  */
 export function readStatsFile(path: string, opts: ReadOptions = {}): StatsSnapshot {
   const attempts = Math.max(2, opts.maxAttempts ?? 16);
-  const fd = openSync(path, 'r');
+  const fd = openStatsFile(path);
   try {
     const bufs = [Buffer.allocUnsafe(STATS_V1.fileSize), Buffer.allocUnsafe(STATS_V1.fileSize)];
     const copy = (b: Buffer, len: number): Buffer => b.subarray(0, readSync(fd, b, 0, len, 0));

@@ -18,6 +18,9 @@ const container = (over: Partial<ContainerUsage>): ContainerUsage => ({
   oomEvents: 0,
   deniedRetries: 1,
   processes: 1,
+  processesUnverified: 0,
+  exitedProcesses: 0,
+  exitedHeldBytes: 0,
   error: null,
   ...over,
 });
@@ -76,6 +79,12 @@ describe('emuv top rendering', () => {
     expect(renderTop(doc, { width: 80 }).every((l) => l.length <= 80)).toBe(true);
     expect(bar(30, 10, 10)).toBe('[##########]');
     expect(bar(5, 0, 4)).toBe('[....]');
+  });
+
+  it('says what exited processes of a container still hold, under its row', () => {
+    const lines = renderTop({ ...doc, containers: [container({ processes: 1, exitedProcesses: 2, exitedHeldBytes: 3 * G })] });
+    const row = lines.findIndex((l) => l.startsWith('team-a/llm-0/server'));
+    expect(lines[row + 1]).toBe("  2 exited processes still counted (3.0G) until the container's next CUDA process releases them");
   });
 
   it('says so when no container has started', () => {

@@ -74,6 +74,11 @@ export function renderTop(doc: StatusDocument, opts: { width?: number; sort?: So
     lines.push(
       `${pad(name(c), nameWidth)} ${lpad(formatGiB(c.limitBytes), 7)} ${lpad(formatGiB(c.vramUsedBytes), 7)} ${lpad(formatGiB(c.hostUsedBytes), 7)} ${lpad(formatGiB(c.vramPeakBytes), 7)} ${lpad(formatGiB(c.hostPeakBytes), 7)} ${lpad(String(c.spillEvents), 7)} ${lpad(String(c.oomEvents), 5)} ${lpad(String(c.processes), 5)}`,
     );
+    // An agent older than these fields sends none: nothing to say then.
+    if ((c.exitedProcesses ?? 0) > 0)
+      lines.push(
+        `  ${c.exitedProcesses} exited process${c.exitedProcesses === 1 ? '' : 'es'} still counted (${formatGiB(c.exitedHeldBytes ?? 0)}) until the container's next CUDA process releases ${c.exitedProcesses === 1 ? 'it' : 'them'}`,
+      );
   }
   return lines.map((l) => (l.length > width ? l.slice(0, width) : l));
 }

@@ -2,8 +2,11 @@
  * Where `emuv top` and `emuv status` get a status document: the agent's /status (directly or through
  * `kubectl port-forward`), or the node's stats files read in place (on the node itself, no agent).
  */
+import { statSync } from 'node:fs';
+import { ConfigError } from '../../common/errors.ts';
 import { STATS_FILE_NAME, collectUsage } from '../usage/collector.ts';
 import { readStatsFile } from '../stats/stats-reader.ts';
+import { procLiveness } from '../usage/liveness.ts';
 import { ownersByAllocId } from '../usage/owners.ts';
 import { podResourcesClient } from '../usage/pod-resources.ts';
 import { buildStatus, STATUS_API_VERSION, type StatusDocument } from '../usage/status.ts';
@@ -26,15 +29,31 @@ export function agentSource(url: string, timeoutMs = 3000): StatusSource {
   };
 }
 
-/** Reads <stateDir>/*\/stats.bin directly. GPUs and capacity are the agent's to know, so they stay empty. */
-export function statsDirSource(stateDir: string, podResourcesSocket: string | null): StatusSource {
+/**
+ * Reads <stateDir>/*\/stats.bin directly. GPUs and capacity are the agent's to know, so they stay empty.
+ * Throws a ConfigError when stateDir is not a directory: an empty view of a mistyped path would read as
+ * "no container uses a GPU".
+ */
+export function statsDirSource(stateDir: string, podResourcesSocket: string | null, procRoot = '/proc'): StatusSource {
+  const st = statSync(stateDir, { throwIfNoEntry: false });
+  if (!st?.isDirectory())
+    throw new ConfigError(
+      `--state-dir ${stateDir}: ${st ? 'not a directory' : 'no such directory'}; expected the agent's state directory (default /run/emuv on the node)`,
+    );
   const pr = podResourcesSocket ? podResourcesClient(podResourcesSocket) : null;
+  const liveness = procLiveness(procRoot);
   return {
     describe: `${stateDir}/*/${STATS_FILE_NAME}`,
     fetch: async () => {
       const owners = pr ? ownersByAllocId(await pr.list()) : null;
       // Never clean up from here: that is the agent's job (staleAfterMs: Infinity).
-      const { containers } = collectUsage({ stateDir, owners, read: (p) => readStatsFile(p), staleAfterMs: Number.POSITIVE_INFINITY });
+      const { containers } = collectUsage({
+        stateDir,
+        owners,
+        read: (p) => readStatsFile(p),
+        liveness,
+        staleAfterMs: Number.POSITIVE_INFINITY,
+      });
       const empty = {
         gpus: [],
         hostMemoryBytes: null,

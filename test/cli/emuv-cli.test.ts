@@ -1,12 +1,13 @@
 /**
  * The `emuv` command as a user runs it: a separate Node 24 process, flags, exit codes, output.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StandInKubelet } from '../fakes/kubelet.ts';
-import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, agentFlags, copyNodeFixture, tempDir } from '../helpers.ts';
+import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, agentFlags, copyNodeFixture, runEmuv, tempDir, waitUntil } from '../helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -129,5 +130,101 @@ describe('emuv plugin as a process', () => {
       child.kill('SIGKILL');
       await kubelet.stop();
     }
+  });
+});
+
+describe('emuv plugin and emuv top against what a container left in the state directory', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('a FIFO and a symbolic link named stats.bin: the agent starts, registers and reports both; top --state-dir too', async () => {
+    const roots = copyNodeFixture('one-gpu', join(tmp.path, 'node'));
+    const dpDir = join(tmp.path, 'dp');
+    const state = join(tmp.path, 'state');
+    mkdirSync(dpDir);
+    // What a process in a container can do in its /run/emuv (mode 01777): before the agent (re)starts.
+    mkdirSync(join(state, 'gpu-0000-01-00-0-s00'), { recursive: true });
+    execFileSync('mkfifo', [join(state, 'gpu-0000-01-00-0-s00', 'stats.bin')]);
+    mkdirSync(join(state, 'gpu-0000-01-00-0-s01'));
+    symlinkSync('/etc/shadow', join(state, 'gpu-0000-01-00-0-s01', 'stats.bin'));
+    const kubelet = new StandInKubelet(dpDir);
+    await kubelet.start();
+    const child = spawn(
+      NODE_BIN,
+      [MAIN, 'plugin', ...agentFlags(roots, tmp.path, dpDir, '--gpu-memory=0000:01:00.0=8Gi', '--metrics-addr=127.0.0.1:0')],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await kubelet.waitFor(() => kubelet.devices.length === 16, 10_000, `registration (output: ${out})`);
+      await waitUntil(() => /"msg":"http listening"/.test(out), 5000, 'the http server');
+      const port = /"port":(\d+),"msg":"http listening"/.exec(out)![1];
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+        containers: { allocId: string; error: string }[];
+      };
+      expect(status.containers.map((c) => [c.allocId, c.error])).toEqual([
+        ['gpu-0000-01-00-0-s00', 'not read: it is a FIFO; a stats file is a regular file'],
+        ['gpu-0000-01-00-0-s01', 'not read: it is a symbolic link; a stats file is a regular file'],
+      ]);
+    } finally {
+      child.kill('SIGKILL');
+      await kubelet.stop();
+    }
+    const top = await runEmuv(['top', '--once', `--state-dir=${state}`]);
+    expect(top.status).toBe(0);
+    expect(top.stdout).toContain('(gpu-0000-01-00-0-s00)');
+    expect(top.stdout).toContain('stats unreadable: not read: it is a FIFO');
+  });
+
+  it('emuv top --state-dir of a directory that does not exist exits 2 and says so', async () => {
+    const r = await runEmuv(['top', '--once', `--state-dir=${join(tmp.path, 'nonexistent')}`]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      `emuv: --state-dir ${join(tmp.path, 'nonexistent')}: no such directory; expected the agent's state directory (default /run/emuv on the node)\n`,
+    );
+  });
+});
+
+describe('emuv plugin: a start-up failure', () => {
+  const tmp = tempDir();
+  afterAll(() => tmp.cleanup());
+
+  it('a busy metrics port: exits 1 with one line naming the flag, and leaves nothing registered', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const roots = copyNodeFixture('one-gpu', join(tmp.path, 'node'));
+    const dpDir = join(tmp.path, 'dp');
+    mkdirSync(dpDir);
+    const kubelet = new StandInKubelet(dpDir);
+    await kubelet.start();
+    try {
+      // runEmuv kills the child after 20 s: a half-started agent that never exits fails here with status null.
+      const r = await runEmuv([
+        'plugin',
+        ...agentFlags(roots, tmp.path, dpDir, '--gpu-memory=0000:01:00.0=8Gi', `--metrics-addr=127.0.0.1:${port}`),
+      ]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`emuv: --metrics-addr 127.0.0.1:${port}: cannot listen: address already in use (EADDRINUSE)\n`);
+      expect(kubelet.registrations).toHaveLength(0);
+      expect(existsSync(join(dpDir, 'emuv-vgpu.sock'))).toBe(false);
+    } finally {
+      await kubelet.stop();
+      await new Promise<void>((r) => busy.close(() => r()));
+    }
+  });
+
+  it('a kubeconfig that cannot be read: one plain line naming --kubeconfig, not a JSON blob', () => {
+    const r = run([
+      'plugin',
+      '--node-name=n',
+      `--kubeconfig=${join(tmp.path, 'nope')}`,
+      ...agentFlags(copyNodeFixture('one-gpu', join(tmp.path, 'n2')), tmp.path, join(tmp.path, 'dp2')).slice(1),
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`emuv: --kubeconfig ${join(tmp.path, 'nope')}: cannot load: no such file or directory (ENOENT)\n`);
   });
 });

@@ -13,6 +13,7 @@ import YAML, { isMap, isScalar, type YAMLMap } from 'yaml';
 import { parseEmuvPolicy } from '../../operator/api/validate.ts';
 import { DEFAULTS, policySpecSchema, POD_MEMORY_MODE_VALUES, SELECTOR_OPERATORS, type Schema } from '../../operator/api/schema.ts';
 import { MAX_SLOTS_PER_GPU, SPILL_BACKEND_VALUES, VRAM_MODE_VALUES } from '../../common/contracts/emuv-node.ts';
+import { LEADER_LEASE, WEBHOOK_SECRET } from '../../operator/names.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
 /** A rendered Kubernetes object; tests read whatever fields they assert on. */
@@ -504,6 +505,38 @@ describe('helm/emuv: NOTES.txt', () => {
     expect(text).toContain('ConfigMap emuv-grafana-dashboard in namespace monitoring');
     expect(text).toContain('EmuvPolicy "default"');
     expect(text).toContain('10.0.0.10:6443');
+  });
+});
+
+describe("helm/emuv: the operator's RBAC names what it touches", () => {
+  it("Events: create only, only in the default namespace (where cluster-scoped objects' events go)", () => {
+    const docs = render([]);
+    const cluster = find(docs, 'ClusterRole', 'emuv-operator');
+    expect(cluster.rules.flatMap((r: Obj) => r.resources)).not.toContain('events');
+    const role = find(docs, 'Role', 'emuv-operator-events');
+    expect(role.metadata.namespace).toBe('default');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]);
+    const binding = find(docs, 'RoleBinding', 'emuv-operator-events');
+    expect(binding.metadata.namespace).toBe('default');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'emuv-operator', namespace: NS }]);
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'emuv-operator-events' });
+  });
+
+  it('its Lease and webhook Secret by name (create cannot be named); no Secret access with a provided certificate', () => {
+    const self = find(render([]), 'Role', 'emuv-operator');
+    expect(self.metadata.namespace).toBe(NS);
+    expect(self.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEADER_LEASE], verbs: ['get', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: [WEBHOOK_SECRET], verbs: ['get', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    const provided = find(
+      render(['operator.certificate.mode=provided', 'operator.certificate.secretName=my-tls']),
+      'Role',
+      'emuv-operator',
+    );
+    expect(provided.rules.flatMap((r: Obj) => r.resources)).not.toContain('secrets');
   });
 });
 

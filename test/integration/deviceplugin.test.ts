@@ -4,7 +4,7 @@
  * requests. The agent runs in-process with the same wiring as `emuv plugin --node-status=off`.
  */
 import { credentials, Client, status, type ServiceError } from '@grpc/grpc-js';
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, existsSync, readlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nopLogger } from '../../common/log.ts';
@@ -132,7 +132,10 @@ describe('Allocate', () => {
     expect(readFileSync(join(interposer, 'lib', 'libemuv-cuda.so'), 'utf8')).toBe('cuda shim');
     expect(readlinkSync(join(interposer, 'lib', 'libemuv-real-cuda.so'))).toBe('/usr/lib/x86_64-linux-gnu/libcuda.so.1');
     expect(statSync(stale).mode & 0o7777).toBe(0o1777);
-    expect(existsSync(join(stale, 'stats.bin'))).toBe(false);
+    // The old container's file is gone; in its place an empty one, owned like its directory (so that
+    // fs.protected_regular lets every UID of the container open it with O_CREAT), writable by all.
+    const stats = statSync(join(stale, 'stats.bin'));
+    expect([stats.isFile(), stats.size, stats.mode & 0o7777, stats.uid]).toEqual([true, 0, 0o666, statSync(stale).uid]);
   });
 
   it('omits device nodes that do not exist and mounts no interposer it does not have', async () => {
@@ -149,7 +152,7 @@ describe('Allocate', () => {
     await startOn('two-gpus-numa', ['--gpu-memory=0000:17:00.0=80Gi', '--gpu-memory=0000:65:00.0=80Gi']);
     const err1 = (await kubelet.allocate([['gpu-0000-17-00-0-s00', 'bogus-1', 'gpu-9']]).catch((e: ServiceError) => e)) as ServiceError;
     expect(err1.code).toBe(status.INVALID_ARGUMENT);
-    expect(err1.details).toBe('unknown device IDs: bogus-1, gpu-9');
+    expect(err1.details).toBe('2 unknown device IDs: bogus-1, gpu-9');
     const err2 = (await kubelet.allocate([['gpu-0000-17-00-0-s00', 'gpu-0000-65-00-0-s00']]).catch((e: ServiceError) => e)) as ServiceError;
     expect(err2.code).toBe(status.INVALID_ARGUMENT);
     expect(err2.details).toContain('span GPUs');
@@ -158,6 +161,20 @@ describe('Allocate', () => {
     expect(err3.code).toBe(status.INVALID_ARGUMENT);
     const ok = await kubelet.allocate([['gpu-0000-65-00-0-s03']]);
     expect(ok.container_responses[0]!.envs.EMUV_GPU).toBe('GPU-0a1b2c3d-0000-4000-8000-000000000065');
+  });
+
+  it('10,000 unknown IDs, or one ID of a megabyte: INVALID_ARGUMENT with a bounded message, and it keeps serving', async () => {
+    await startOn('one-gpu', ['--gpu-memory=0000:01:00.0=8Gi']);
+    const many = Array.from({ length: 10_000 }, (_, i) => `gpu-0000-99-00-0-s${i}`);
+    const err = (await kubelet.allocate([many]).catch((e: ServiceError) => e)) as ServiceError;
+    // Echoing every ID made a 200 KB status trailer, which HTTP/2 resets ("Protocol error", code INTERNAL).
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toBe(`10000 unknown device IDs: ${many.slice(0, 8).join(', ')} and 9992 more`);
+    const huge = 'x'.repeat(1 << 20);
+    const err2 = (await kubelet.allocate([[huge]]).catch((e: ServiceError) => e)) as ServiceError;
+    expect(err2.code).toBe(status.INVALID_ARGUMENT);
+    expect(err2.details).toBe(`1 unknown device ID: ${'x'.repeat(80)}… (1048576 characters)`);
+    expect((await kubelet.allocate([['gpu-0000-01-00-0-s01']])).container_responses).toHaveLength(1);
   });
 
   it('answers a garbage request body with an error and keeps serving', async () => {

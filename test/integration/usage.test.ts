@@ -3,7 +3,7 @@
  * golden file the C tests produce), named through the kubelet's PodResources API, served on /status
  * and /metrics; directories of pods that are gone are cleaned.
  */
-import { copyFileSync, existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nopLogger } from '../../common/log.ts';
@@ -64,12 +64,16 @@ describe('per-container usage', () => {
       },
     ];
     const status = await agent.refreshStatus();
+    // The test node's --proc-root (a fixture) lists no process: whether the golden file's processes run
+    // cannot be told, so they count as running, unverified.
     const expected = usageFromSnapshot(
       'gpu-0000-01-00-0-s04',
       { namespace: 'team-a', pod: 'llm-0', container: 'server' },
       readStatsFile(GOLDEN),
+      ['unknown', 'unknown'],
     );
     expect(status.containers).toEqual([expected]);
+    expect(expected).toMatchObject({ processes: 2, processesUnverified: 2, exitedProcesses: 0 });
     expect(expected.hostUsedBytes + expected.vramUsedBytes).toBeGreaterThan(0);
 
     const base = `http://127.0.0.1:${agent.metricsPort}`;
@@ -111,6 +115,29 @@ describe('per-container usage', () => {
     const bad = await runEmuv(['top', '--once', '--url=http://127.0.0.1:1']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('emuv:');
+  });
+
+  it('counts only processes that still run: a killed one is reported as exited, with what it still holds', async () => {
+    const res = await kubelet.allocate([['gpu-0000-01-00-0-s09']]);
+    const statsDir = res.container_responses[0]!.mounts.find((m) => m.container_path === '/run/emuv')!.host_path;
+    expect((await agent.refreshStatus()).containers).toEqual([]); // the empty file Allocate made: no process yet
+    copyFileSync(GOLDEN, join(statsDir, 'stats.bin'));
+    // The host's /proc (--proc-root): the golden file's pid 101 (start time 5000) runs as host pid 4242 in
+    // the container's pid namespace; its pid 202 does not run any more (killed: its slot is still LIVE).
+    const proc = join(tmp.path, 'node', 'proc', '4242');
+    mkdirSync(proc);
+    writeFileSync(join(proc, 'stat'), `4242 (python3 (worker)) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5000 1 1\n`);
+    writeFileSync(join(proc, 'status'), 'Name:\tpython3\nNSpid:\t4242\t101\n');
+    const c = (await agent.refreshStatus()).containers[0]!;
+    expect(c).toMatchObject({ processes: 1, processesUnverified: 0, exitedProcesses: 1, exitedHeldBytes: 512 * 2 ** 20 });
+    const metrics = await (await fetch(`http://127.0.0.1:${agent.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/emuv_container_processes\{[^}]*\} 1\n/);
+    expect(metrics).toMatch(/emuv_container_exited_processes\{[^}]*\} 1\n/);
+    // The process exits: its host pid disappears (another process keeps the fixture's /proc a process table).
+    mkdirSync(join(tmp.path, 'node', 'proc', '1'));
+    writeFileSync(join(tmp.path, 'node', 'proc', '1', 'stat'), '1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0\n');
+    rmSync(proc, { recursive: true });
+    expect((await agent.refreshStatus()).containers[0]).toMatchObject({ processes: 0, exitedProcesses: 2 });
   });
 
   it('reports a broken stats file for that container alone', async () => {
