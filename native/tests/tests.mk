@@ -68,8 +68,6 @@ golden: $(TB)/test_golden
 	@mkdir -p $(dir $(GOLDEN))
 	$(TB)/test_golden $(GOLDEN)
 
-test: all $(TESTENV) $(TEST_BINS) $(SAN_TARGETS)
-	tests/run.sh
 
 # The cuGetProcAddress recorder (test/realsw records the pinned cudarts' request lists with it).
 RECORDER := $(B)/recorder/libcuda.so.1
@@ -97,3 +95,7 @@ $(TB)/test_fuzz: tests/test_fuzz.c tests/t.h $(CORE_OBJS_SRC) $(CORE_HDR) $(HDRS
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(SAN_asan) -o $@ $< $(CORE_OBJS_SRC) -ldl
 TEST_BINS += $(TB)/test_fuzz
+
+# Last: make expands a rule's prerequisites where the rule is read, so every TEST_BINS += must come before.
+test: all $(TESTENV) $(TEST_BINS) $(SAN_TARGETS)
+	tests/run.sh

@@ -157,8 +157,11 @@ describe('helm CLI', () => {
         }
         // Server-side apply, dry run: validates the object whether or not it exists already (another
         // test file may have installed the CRDs).
+        // An object that names its namespace goes there, as Helm puts it (the operator's events Role lives
+        // in `default`); the others go to the release namespace.
+        const objNs = (d.metadata?.namespace as string | undefined) ?? ns;
         const url =
-          `${target.base}${target.namespaced ? `/namespaces/${ns}` : ''}/${target.resource}/${d.metadata.name}` +
+          `${target.base}${target.namespaced ? `/namespaces/${objNs}` : ''}/${target.resource}/${d.metadata.name}` +
           '?dryRun=All&fieldValidation=Strict&fieldManager=emuv-chart-test&force=true';
         await kube
           .json('PATCH', url, d, 'application/apply-patch+yaml')
