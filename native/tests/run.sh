@@ -47,6 +47,7 @@ run nvml-only 60 LD_PRELOAD=$ENVDIR/libemuv-nvml.so LD_LIBRARY_PATH=$B/sim -- $B
 run dlonly 60 LD_PRELOAD=$PRE EMUV_VRAM_SHARE=2Gi EMUV_LIMIT_BYTES=6Gi EMUV_SIM_VRAM=80Gi -- $B/tests/test_dlonly
 run procs 60 LD_PRELOAD=$PRE -- $B/tests/test_procs
 run fork 60 LD_PRELOAD=$PRE -- $B/tests/test_fork
+run protected 60 LD_PRELOAD=$PRE -- $B/tests/test_protected
 run statsfile 120 LD_PRELOAD=$PRE -- $B/tests/test_statsfile
 run killalloc 120 LD_PRELOAD=$PRE -- $B/tests/test_killalloc
 run truncate 120 LD_PRELOAD=$PRE -- $B/tests/test_truncate

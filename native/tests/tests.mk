@@ -96,6 +96,9 @@ $(TB)/test_fuzz: tests/test_fuzz.c tests/t.h $(CORE_OBJS_SRC) $(CORE_HDR) $(HDRS
 	$(CC) $(TEST_CFLAGS) $(SAN_asan) -o $@ $< $(CORE_OBJS_SRC) -ldl
 TEST_BINS += $(TB)/test_fuzz
 
+# Two users in one container with fs.protected_regular on (needs root; switches the sysctl for its run).
+TEST_BINS += $(TB)/test_protected
+
 # Last: make expands a rule's prerequisites where the rule is read, so every TEST_BINS += must come before.
 test: all $(TESTENV) $(TEST_BINS) $(SAN_TARGETS)
 	tests/run.sh
