@@ -2,7 +2,7 @@
 # The real-user-space test layer: NVIDIA's cudart 12 and 13, PyTorch, CuPy, cuda-bindings and
 # nvidia-ml-py through the interposer on the simulated driver (test_realsw.py says what is checked).
 # Creates or reuses the cached Python environment (setup.sh), builds the native side, lays the shim out
-# as the node agent does, then runs pytest. Prints "realsw: N passed, M failed" last.
+# as the node agent does, then runs pytest. Prints "realsw: N passed, M failed, K skipped" last.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/test/realsw
@@ -30,8 +30,9 @@ last=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$out" | tail -n1)
 p=$(grep -oE '[0-9]+ passed' <<<"$last" | grep -oE '[0-9]+' || echo 0)
 f=$(grep -oE '[0-9]+ failed' <<<"$last" | grep -oE '[0-9]+' || echo 0)
 e=$(grep -oE '[0-9]+ errors?' <<<"$last" | grep -oE '[0-9]+' || echo 0)
+s=$(grep -oE '[0-9]+ skipped' <<<"$last" | grep -oE '[0-9]+' || echo 0)
 rm -f "$out"
 f=$((f + e))
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-echo "realsw: $p passed, $f failed"
+echo "realsw: $p passed, $f failed, $s skipped"
 exit $((f > 0))
