@@ -62,6 +62,15 @@ def split_of(ptr, size):
     return boundary, size - boundary
 
 
+def split_allocation(ptrs, size):
+    """The allocation that is part VRAM, part host, and its (VRAM bytes, host bytes)."""
+    for p in ptrs:
+        v, h = split_of(p, size)
+        if v and h:
+            return p, (v, h)
+    raise AssertionError('no allocation is split between VRAM and host')
+
+
 def placement(allocs):
     v = h = 0
     for ptr, size in allocs:
@@ -119,13 +128,15 @@ def cudart(major):
     ptrs = malloc_n(20)
     out['after20'] = {'meminfo': meminfo(), 'placement': placement([(p, GiB) for p in ptrs]),
                       'sim_vram_used': sim_vram_used()}
-    # data written across the VRAM/host boundary reads back
-    last = ptrs[-1]
-    src = (ctypes.c_ubyte * (4 * MiB))(*([7] * 16))
-    back = (ctypes.c_ubyte * (4 * MiB))()
-    check('cudaMemcpy', rt.cudaMemcpy(ctypes.c_void_p(last), src, c_size(4 * MiB), 1))  # HostToDevice
-    check('cudaMemcpy', rt.cudaMemcpy(back, ctypes.c_void_p(last), c_size(4 * MiB), 2))  # DeviceToHost
-    out['roundtrip'] = bytes(back[:16]) == bytes(src[:16])
+    # data written across the VRAM/host boundary of the split allocation reads back
+    p, (v, _h) = split_allocation(ptrs, GiB)
+    n = 8 * MiB
+    src = (ctypes.c_ubyte * n).from_buffer_copy(bytes(i * 7 % 251 for i in range(n)))
+    back = (ctypes.c_ubyte * n)()
+    at = ctypes.c_void_p(p + v - n // 2)
+    check('cudaMemcpy', rt.cudaMemcpy(at, src, c_size(n), 1))  # HostToDevice
+    check('cudaMemcpy', rt.cudaMemcpy(back, at, c_size(n), 2))  # DeviceToHost
+    out['cross_copy'] = {'vram_part': v, 'equal': bytes(back) == bytes(src)}
     # past the limit: 1 GiB at a time until the runtime says no
     extra, err = 0, 0
     while extra < 40:
@@ -237,10 +248,7 @@ def bindings_scenario(_arg=None):
     plain = [int(ok(cu.cuMemAlloc(GiB))) for _ in range(20)]
     out['plain'] = placement([(p, GiB) for p in plain])
     # a copy that crosses the VRAM/host boundary of a split allocation reads back
-    split = next(((p, a) for p in plain for a in [split_of(p, GiB)] if a[0] and a[1]), None)
-    if split is None:
-        split = next(((p, (0, 0)) for p in plain if split_of(p, GiB)[1]), (plain[-1], (0, 0)))
-    p, (v, _h) = split
+    p, (v, _h) = split_allocation(plain, GiB)
     start = max(v - 8 * MiB, 0)
     src = np.arange(16 * MiB // 8, dtype=np.uint64)
     dst = np.zeros_like(src)
