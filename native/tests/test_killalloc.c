@@ -12,6 +12,7 @@
 #define PROCS 4
 #define LIMIT (2 * GiB)
 #define CHUNK (64 * MiB)
+#define MAX_REQUEST (192 * MiB)
 
 static const struct emuv_stats_slot *slot_at(const struct emuv_stats_hdr *h, unsigned i) {
   return (const void *)((const char *)h + EMUV_STATS_HDR_SIZE + (size_t)i * EMUV_STATS_SLOT_SIZE);
@@ -42,7 +43,7 @@ static void churn(int fd) { /* until killed */
       c.MemFree(live[k]);
       live[k] = 0;
     }
-    size_t n = (16 + (seed >> 8) % 177) * MiB;
+    size_t n = (16 + (seed >> 8) % 177) * MiB; /* 16 .. MAX_REQUEST */
     if (c.MemAlloc(&live[k], n) != CUDA_SUCCESS) live[k] = 0;
     else if (!told) {
       told = write(fd, "x", 1) == 1;
@@ -151,13 +152,21 @@ int main(int argc, char **argv) {
          ROUNDS, ROUNDS * PROCS, (unsigned long long)in_flight_max);
   fflush(stdout);
   TEST("every churning process allocated, then died of the SIGKILL and of nothing else") CHECK_EQ_U64(bad_exits, 0);
-  TEST("before reaping, the container totals are exactly what the dead processes' slots hold") {
+  /* The slot is raised before a total and lowered after it (budget.c), so a dead process's slot holds at
+   * least what it has in the totals; a kill between the two instructions of one pair leaves it holding one
+   * request more. Only the last round's processes are unreaped here (each round's new processes reap the
+   * round before), so the excess is at most one request of each of them. */
+  TEST("before reaping, the dead processes' slots hold all of the totals, and at most one request each more") {
     CHECK(h != NULL);
     if (h != NULL) {
       uint64_t committed, held;
       unsigned live;
       slot_sums(h, &committed, &held, &live);
-      CHECK_EQ_U64(h->tot[0].total_used, held);
+      uint64_t total = h->tot[0].total_used;
+      printf("note: before reaping: totals %llu, dead slots hold %llu (%u slots)\n", (unsigned long long)total,
+             (unsigned long long)held, live);
+      CHECK(held >= total);
+      CHECK(held - total <= (uint64_t)PROCS * MAX_REQUEST);
     }
   }
   TEST("after 5 rounds of 4 processes SIGKILLed mid-allocation, a fresh process gets the whole 2 GiB limit") {
