@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
-import { FakeApiServer } from '../test/fakes/apiserver.ts';
+import { AgentApiServer } from '../test/fakes/agent-apiserver.ts';
 import { StandInKubelet } from '../test/fakes/kubelet.ts';
 import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
 import { percentile, summarize } from './lib.ts';
@@ -89,7 +89,7 @@ async function main() {
   // 2. Allocate latency, then RSS after 10,000 Allocates: standalone (no Kubernetes client) and
   // with node status on (client loaded, a fake apiserver answering), with production V8 flags and
   // with Node's defaults.
-  const api = new FakeApiServer('bench-node');
+  const api = new AgentApiServer('bench-node');
   await api.start();
   const kubeconfig = join(tmp.path, 'kubeconfig');
   api.writeKubeconfig(kubeconfig);

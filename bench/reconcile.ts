@@ -1,7 +1,7 @@
 /**
  * Reconcile benchmark (issue 5 target: 1,000 nodes x 20 policies converge in <= 10 s). Runs the real
  * composition root (operator/main.ts, controller only, no leader election) as a child process against
- * the in-process fake apiserver (operator/testing/fake-apiserver.ts: list/watch, JSON Patch), so the
+ * the in-process fake apiserver (test/fakes/operator-apiserver.ts: list/watch, JSON Patch), so the
  * real client-node informers and HTTP calls are measured, without etcd or admission. Convergence: every
  * EmuvNode exists with its policy's slotsPerGpu and every policy status counts its 50 nodes.
  * Writes bench/results/reconcile.json. Usage: npm exec -- node bench/reconcile.ts
@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeApiServer } from '../operator/testing/fake-apiserver.ts';
+import { OperatorApiServer } from '../test/fakes/operator-apiserver.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 20);
@@ -19,7 +19,7 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 8);
 const EMUVNODES = '/apis/emuv.io/v1alpha1/emuvnodes';
 const POLICY_PATH = '/apis/emuv.io/v1alpha1/emuvpolicies';
 
-const api = new FakeApiServer();
+const api = new OperatorApiServer();
 await api.start();
 for (let i = 0; i < NODES; i++) {
   api.put('/api/v1/nodes', {

@@ -10,13 +10,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { nopLogger } from '../common/log.ts';
 import { handleMutatePods, reviewResponse } from '../operator/webhook/admission.ts';
 import type { HandlerResult } from '../operator/webhook/admission.ts';
 import { mutatePod } from '../operator/webhook/mutate-pod.ts';
 import { CachedPolicySource } from '../operator/webhook/policy-source.ts';
 import { WebhookServer } from '../operator/webhook/server.ts';
 import { issueCertificate } from '../operator/webhook/x509.ts';
-import { policy } from '../operator/testing/builders.ts';
+import { policy } from '../test/fakes/operator-objects.ts';
 import { summarize } from './lib.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -64,7 +65,7 @@ interface Target {
 
 async function target(name: string, handle: (b: Buffer) => HandlerResult): Promise<Target> {
   const t: Partial<Target> = { name, server_ms: [], client_ms: [] };
-  const server = new WebhookServer({ tls, handle, metrics: { observe: (_r, s) => t.server_ms!.push(s * 1000) } });
+  const server = new WebhookServer({ tls, handle, logger: nopLogger, metrics: { observe: (_r, s) => t.server_ms!.push(s * 1000) } });
   const { port } = await server.start(0, '127.0.0.1');
   return { ...(t as Target), server, port, agent: new Agent({ keepAlive: true, maxSockets: 16, ca: ca.certPem, servername: HOST }) };
 }

@@ -1,5 +1,5 @@
 /**
- * A few error classes whose type drives what the caller does (P7): an InvalidRequestError becomes
+ * A few error classes whose type drives what the caller does: an InvalidRequestError becomes
  * gRPC INVALID_ARGUMENT for the kubelet, a ConfigError (a bad value) and a StartupError (a good value
  * whose target fails: a busy port, a missing directory) stop the process at start with their message,
  * anything else is logged and retried.
@@ -46,12 +46,6 @@ const ERRNO_WORDS: Record<string, string> = {
   ENOSPC: 'no space left on device',
   ENAMETOOLONG: 'path too long',
 };
-
-/** `failed to <what>: <cause>`, keeping the cause chain. */
-export function wrapError(what: string, cause: unknown): Error {
-  const msg = cause instanceof Error ? cause.message : String(cause);
-  return new Error(`failed to ${what}: ${msg}`, { cause });
-}
 
 /**
  * An error as the one line a person reads on stderr: its message and its causes, without JSON or a stack.

@@ -11,8 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeApiServer } from './testing/fake-apiserver.ts';
-import type { Loose } from './testing/builders.ts';
+import { OperatorApiServer } from '../test/fakes/operator-apiserver.ts';
+import type { Loose } from '../test/fakes/operator-objects.ts';
 
 const POLICIES = '/apis/emuv.io/v1alpha1/emuvpolicies';
 const EMUVNODES = '/apis/emuv.io/v1alpha1/emuvnodes';
@@ -36,7 +36,7 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 20_00
   }
 }
 
-const api = new FakeApiServer();
+const api = new OperatorApiServer();
 let child: ChildProcess;
 let webhookPort = 0;
 let output = '';

@@ -109,7 +109,7 @@ async function startWebhook(
         metrics.admissionSeconds.observe({ result }, seconds);
       },
     },
-    log: log.child({ part: 'webhook' }),
+    logger: log.child({ part: 'webhook' }),
   });
   await server.start(cfg.webhookPort);
   log.info('webhook listening', { port: cfg.webhookPort, certMode: cfg.certMode });
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE }),
       log,
     );
-    const events = new ApiEventRecorder({ api: client, clock: systemClock, instance: cfg.identity, log });
+    const events = new ApiEventRecorder({ api: client, clock: systemClock, instance: cfg.identity, logger: log });
     stops.push(() => events.flush());
     const reconciler = new Reconciler({
       caches: {
@@ -195,7 +195,7 @@ async function main(): Promise<void> {
       api: client,
       clock: systemClock,
       events,
-      log: log.child({ part: 'reconcile' }),
+      logger: log.child({ part: 'reconcile' }),
     });
     const controller = new Controller({
       reconciler,
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
       informers: { policies, nodes, emuvNodes },
       startedInformers: new Set(cfg.webhook ? [policies] : []),
       clock: systemClock,
-      log: log.child({ part: 'controller' }),
+      logger: log.child({ part: 'controller' }),
       metrics,
       workers: cfg.workers,
     });
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
         api: client,
         clock: systemClock,
         config: { namespace: cfg.namespace, name: cfg.leaseName, identity: cfg.identity },
-        log: log.child({ part: 'leader' }),
+        logger: log.child({ part: 'leader' }),
       });
       elector.run({
         onStartedLeading: lead,

@@ -1,4 +1,4 @@
-/** Every operator metric, defined in one place on an injected registry (style P9). */
+/** Every operator metric, defined in one place on an injected registry (tests get a fresh one each). */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 

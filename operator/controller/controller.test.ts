@@ -1,11 +1,12 @@
 import { Registry } from 'prom-client';
+import { nopLogger } from '../../common/log.ts';
 import { describe, expect, it } from 'vitest';
 import type { EmuvNode } from '../api/types.ts';
 import { FakeClock } from '../clock.ts';
-import { FakeKube } from '../kube/fake.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
 import { createOperatorMetrics } from '../metrics.ts';
-import { ArrayLister, node, policy } from '../testing/builders.ts';
-import type { Loose } from '../testing/builders.ts';
+import { ArrayLister, node, policy } from '../../test/fakes/operator-objects.ts';
+import type { Loose } from '../../test/fakes/operator-objects.ts';
 import { CachedPolicySource } from '../webhook/policy-source.ts';
 import { Controller } from './controller.ts';
 import type { StartableInformer } from './controller.ts';
@@ -68,8 +69,23 @@ describe('Controller', () => {
     const informers = { policies: new FakeInformer(), nodes: new FakeInformer(), emuvNodes: new FakeInformer() };
     const registry = new Registry();
     const metrics = createOperatorMetrics(registry);
-    const reconciler = new Reconciler({ caches, api, clock, events: new ApiEventRecorder({ api, clock, instance: 't' }) });
-    const ctl = new Controller({ reconciler, queue: new WorkQueue({ clock }), informers, clock, metrics, workers: 2, resyncMs: 60_000 });
+    const reconciler = new Reconciler({
+      caches,
+      api,
+      clock,
+      logger: nopLogger,
+      events: new ApiEventRecorder({ api, clock, instance: 't', logger: nopLogger }),
+    });
+    const ctl = new Controller({
+      reconciler,
+      queue: new WorkQueue({ clock }),
+      informers,
+      clock,
+      logger: nopLogger,
+      metrics,
+      workers: 2,
+      resyncMs: 60_000,
+    });
     await ctl.start();
     await settle();
     expect([...api.emuvNodes.keys()].sort()).toEqual(['g1', 'g2']);

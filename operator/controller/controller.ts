@@ -3,8 +3,8 @@
  * A periodic resync enqueues every key, so a missed event or a failed write is repaired within
  * `resyncMs` even with no further change (level-triggered).
  */
+import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../clock.ts';
-import { PermanentError } from '../errors.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { wireHandlers } from './informers.ts';
 import type { InformerLike, Named } from './informers.ts';
@@ -17,18 +17,13 @@ export interface StartableInformer extends InformerLike<Named> {
   stop(): Promise<void>;
 }
 
-export interface ControllerLog {
-  info(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export class Controller {
   private readonly deps: {
     reconciler: Reconciler;
     queue: WorkQueue;
     informers: { policies: StartableInformer; nodes: StartableInformer; emuvNodes: StartableInformer };
     clock: Clock;
-    log?: ControllerLog;
+    logger: Logger;
     metrics?: OperatorMetrics;
     workers?: number;
     resyncMs?: number;
@@ -43,7 +38,7 @@ export class Controller {
   }
 
   async start(): Promise<void> {
-    const { informers, queue, reconciler, clock, log, metrics } = this.deps;
+    const { informers, queue, reconciler, clock, logger, metrics } = this.deps;
     wireHandlers(informers, queue, reconciler);
     for (const inf of [informers.policies, informers.nodes, informers.emuvNodes]) {
       if (!this.deps.startedInformers?.has(inf)) await inf.start();
@@ -73,11 +68,10 @@ export class Controller {
         metrics?.queueDepth.set(queue.len());
       }
     };
-    log?.info('controller started', { workers: this.deps.workers ?? 2 });
+    logger.info('controller started', { workers: this.deps.workers ?? 2 });
     this.running = runWorkers(queue, handle, {
       workers: this.deps.workers ?? 2,
-      isPermanent: (err) => err instanceof PermanentError,
-      log: { error: (msg, fields) => log?.error(msg, fields) },
+      logger,
     });
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_NODE_CONFIG, desiredNodeSpec, desiredNodeSpecs, resolveNode } from './desired.ts';
 import { computeInvalidPolicyStatus, computePolicyStatus, setCondition } from './status.ts';
-import { node as kubeNode, policy } from '../testing/builders.ts';
+import { node as kubeNode, policy } from '../../test/fakes/operator-objects.ts';
 import type { NodeInfo } from './desired.ts';
 
 const n = (name: string, labels: Record<string, string> = {}): NodeInfo => ({ name, labels });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../common/log.ts';
+import { memoryLogger, nopLogger } from '../../common/log.ts';
 import { FakeClock } from '../clock.ts';
-import { HttpError } from '../errors.ts';
-import { FakeKube } from '../kube/fake.ts';
+import { HttpError } from '../../test/fakes/json-patch.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
 import { ApiEventRecorder } from './events.ts';
 
 const ref = (name: string) => ({ apiVersion: 'emuv.io/v1alpha1', kind: 'EmuvNode', name });
@@ -20,7 +20,7 @@ describe('ApiEventRecorder', () => {
       inFlight--;
       return orig(ev);
     };
-    const rec = new ApiEventRecorder({ api, clock: new FakeClock(), instance: 'i', maxInFlight: 3 });
+    const rec = new ApiEventRecorder({ api, clock: new FakeClock(), instance: 'i', maxInFlight: 3, logger: nopLogger });
     for (let i = 0; i < 20; i++) await rec.record(ref(`n${i}`), 'Normal', 'Configured', 'm');
     await rec.flush();
     expect(api.events).toHaveLength(20);
@@ -38,7 +38,7 @@ describe('ApiEventRecorder', () => {
       await gate;
       return orig(ev);
     };
-    const rec = new ApiEventRecorder({ api, clock, instance: 'i', maxInFlight: 1, maxBacklog: 2, log });
+    const rec = new ApiEventRecorder({ api, clock, instance: 'i', maxInFlight: 1, maxBacklog: 2, logger: log });
     await rec.record(ref('a'), 'Warning', 'PolicyConflict', 'same');
     await rec.record(ref('a'), 'Warning', 'PolicyConflict', 'same');
     for (const n of ['b', 'c', 'd']) await rec.record(ref(n), 'Normal', 'Configured', 'm');
@@ -52,7 +52,7 @@ describe('ApiEventRecorder', () => {
     const api = new FakeKube();
     const log = memoryLogger();
     api.failNext.set('create:events', new HttpError(403, 'forbidden'));
-    const rec = new ApiEventRecorder({ api, clock: new FakeClock(), instance: 'i', log });
+    const rec = new ApiEventRecorder({ api, clock: new FakeClock(), instance: 'i', logger: log });
     await rec.record(ref('a'), 'Normal', 'Configured', 'm');
     await rec.flush();
     expect(log.entries[0]).toMatchObject({ level: 'warn', msg: 'failed to record event' });

@@ -1,4 +1,5 @@
 /** Event reasons (constants) and a recorder that writes core/v1 Events, deduplicated over a window. */
+import { errFields, type Logger } from '../../common/log.ts';
 import type { Clock } from '../clock.ts';
 import type { CoreEvent, EmuvApi, ObjectReference } from '../kube/api.ts';
 
@@ -13,10 +14,6 @@ export const COMPONENT = 'emuv-operator';
 export interface EventRecorder {
   /** Queues an Event; resolves at once (the write happens in the background, best effort). */
   record(obj: ObjectReference, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
-}
-
-export interface RecorderLog {
-  warn(msg: string, fields: Record<string, unknown>): void;
 }
 
 /**
@@ -37,14 +34,14 @@ export class ApiEventRecorder implements EventRecorder {
   private readonly clock: Clock;
   private readonly instance: string;
   private readonly windowMs: number;
-  private readonly log: RecorderLog | undefined;
+  private readonly log: Logger;
 
   constructor(deps: {
     api: EmuvApi;
     clock: Clock;
     instance: string;
     windowMs?: number;
-    log?: RecorderLog;
+    logger: Logger;
     /** Concurrent event writes; default 2. */
     maxInFlight?: number;
     /** Events waiting to be written before the oldest are dropped; default 1000. */
@@ -56,7 +53,7 @@ export class ApiEventRecorder implements EventRecorder {
     this.clock = deps.clock;
     this.instance = deps.instance;
     this.windowMs = deps.windowMs ?? 10 * 60_000;
-    this.log = deps.log;
+    this.log = deps.logger;
   }
 
   async record(obj: ObjectReference, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
@@ -90,7 +87,7 @@ export class ApiEventRecorder implements EventRecorder {
     if (this.backlog.length > this.maxBacklog) {
       this.backlog.shift();
       this.dropped++;
-      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log?.warn('event backlog full; dropping events', { dropped: this.dropped });
+      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.warn('event backlog full; dropping events', { dropped: this.dropped });
     }
     this.pump();
   }
@@ -109,7 +106,7 @@ export class ApiEventRecorder implements EventRecorder {
       this.api
         .createEvent(ev)
         .catch((err: unknown) => {
-          this.log?.warn('failed to record event', { reason: ev.reason, object: ev.involvedObject.name, err: String(err) });
+          this.log.warn('failed to record event', { reason: ev.reason, object: ev.involvedObject.name, ...errFields(err) });
         })
         .finally(() => {
           this.inFlight--;

@@ -1,7 +1,8 @@
+import { nopLogger } from '../../common/log.ts';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.ts';
-import { HttpError } from '../errors.ts';
-import { FakeKube } from '../kube/fake.ts';
+import { HttpError } from '../../test/fakes/json-patch.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
 import { LeaderElector } from './leader.ts';
 
 const cfg = (identity: string) => ({ namespace: 'emuv-system', name: 'emuv-operator', identity });
@@ -10,7 +11,7 @@ describe('LeaderElector', () => {
   it('creates the lease when absent and renews it', async () => {
     const clock = new FakeClock();
     const api = new FakeKube();
-    const a = new LeaderElector({ api, clock, config: cfg('a') });
+    const a = new LeaderElector({ api, clock, config: cfg('a'), logger: nopLogger });
     expect(await a.tryAcquireOrRenew()).toBe(true);
     clock.advance(2000);
     expect(await a.tryAcquireOrRenew()).toBe(true);
@@ -28,8 +29,8 @@ describe('LeaderElector', () => {
   it('a second replica waits while the holder renews, takes over after the lease expires', async () => {
     const clock = new FakeClock();
     const api = new FakeKube();
-    const a = new LeaderElector({ api, clock, config: cfg('a') });
-    const b = new LeaderElector({ api, clock, config: cfg('b') });
+    const a = new LeaderElector({ api, clock, config: cfg('a'), logger: nopLogger });
+    const b = new LeaderElector({ api, clock, config: cfg('b'), logger: nopLogger });
     await a.tryAcquireOrRenew();
     for (let i = 0; i < 10; i++) {
       clock.advance(2000);
@@ -48,7 +49,7 @@ describe('LeaderElector', () => {
   it('loses a race on resourceVersion instead of double-acquiring', async () => {
     const clock = new FakeClock();
     const api = new FakeKube();
-    const a = new LeaderElector({ api, clock, config: cfg('a') });
+    const a = new LeaderElector({ api, clock, config: cfg('a'), logger: nopLogger });
     await a.tryAcquireOrRenew();
     api.failNext.set('update:leases', new HttpError(409, 'conflict'));
     clock.advance(2000);
@@ -59,7 +60,7 @@ describe('LeaderElector', () => {
   it('survives transient errors until the renew deadline', async () => {
     const clock = new FakeClock();
     const api = new FakeKube();
-    const a = new LeaderElector({ api, clock, config: cfg('a') });
+    const a = new LeaderElector({ api, clock, config: cfg('a'), logger: nopLogger });
     await a.tryAcquireOrRenew();
     clock.advance(5_000);
     api.failNext.set('get:leases', new HttpError(503, 'unavailable'));
@@ -72,7 +73,7 @@ describe('LeaderElector', () => {
   it('run() calls the callbacks once each', async () => {
     const clock = new FakeClock();
     const api = new FakeKube();
-    const a = new LeaderElector({ api, clock, config: cfg('a') });
+    const a = new LeaderElector({ api, clock, config: cfg('a'), logger: nopLogger });
     const seen: string[] = [];
     a.run({ onStartedLeading: () => seen.push('start'), onStoppedLeading: () => seen.push('stop') });
     await new Promise((r) => setImmediate(r));

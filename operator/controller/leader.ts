@@ -6,8 +6,9 @@
  * - a leader that cannot renew within renewDeadline stops leading (the caller exits, and the restarted
  *   process campaigns again with empty caches).
  */
+import { isConflict } from '../../common/kube/errors.ts';
+import { errFields, type Logger } from '../../common/log.ts';
 import type { Clock } from '../clock.ts';
-import { isAlreadyExists, isConflict } from '../errors.ts';
 import type { Lease, LeaseApi } from '../kube/api.ts';
 
 export interface LeaderConfig {
@@ -19,27 +20,22 @@ export interface LeaderConfig {
   retryPeriodMs?: number;
 }
 
-export interface LeaderLog {
-  info(msg: string, fields: Record<string, unknown>): void;
-  warn(msg: string, fields: Record<string, unknown>): void;
-}
-
 export class LeaderElector {
   private readonly api: LeaseApi;
   private readonly clock: Clock;
   private readonly cfg: Required<LeaderConfig>;
-  private readonly log: LeaderLog | undefined;
+  private readonly log: Logger;
   private observed: { record: string; at: number } | undefined;
   private leading = false;
   private lastRenew = 0;
   private timer: unknown;
   private stopped = false;
 
-  constructor(deps: { api: LeaseApi; clock: Clock; config: LeaderConfig; log?: LeaderLog }) {
+  constructor(deps: { api: LeaseApi; clock: Clock; config: LeaderConfig; logger: Logger }) {
     this.api = deps.api;
     this.clock = deps.clock;
     this.cfg = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...deps.config };
-    this.log = deps.log;
+    this.log = deps.logger;
   }
 
   isLeader(): boolean {
@@ -83,8 +79,8 @@ export class LeaderElector {
       this.observe(JSON.stringify(written.spec), now);
       return this.held(now);
     } catch (err) {
-      if (isConflict(err) || isAlreadyExists(err)) return this.lost();
-      this.log?.warn('failed to acquire or renew lease', { err: String(err) });
+      if (isConflict(err)) return this.lost(); // a lost update race, or a create that another replica won
+      this.log.warn('failed to acquire or renew lease', errFields(err));
       // A transient error does not end leadership until the renew deadline passes.
       if (this.leading && now - this.lastRenew < this.cfg.renewDeadlineMs) return true;
       return this.lost();
@@ -102,10 +98,10 @@ export class LeaderElector {
       const now = await this.tryAcquireOrRenew();
       if (this.stopped) return;
       if (!was && now) {
-        this.log?.info('became leader', { identity: this.cfg.identity });
+        this.log.info('became leader', { identity: this.cfg.identity });
         callbacks.onStartedLeading();
       } else if (was && !now) {
-        this.log?.warn('lost leadership', { identity: this.cfg.identity });
+        this.log.warn('lost leadership', { identity: this.cfg.identity });
         this.stopped = true;
         callbacks.onStoppedLeading();
         return;

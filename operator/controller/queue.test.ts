@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { memoryLogger } from '../../common/log.ts';
 import { FakeClock } from '../clock.ts';
 import { ExponentialRateLimiter, WorkQueue, runWorkers } from './queue.ts';
 
@@ -67,7 +68,7 @@ describe('WorkQueue', () => {
 });
 
 describe('runWorkers', () => {
-  it('retries transient failures with backoff, drops permanent ones, and never runs a key twice at once', async () => {
+  it('retries failures with backoff, logs each with its cause, and never runs a key twice at once', async () => {
     const clock = new FakeClock();
     const q = new WorkQueue({ clock, rateLimiter: new ExponentialRateLimiter({ baseMs: 100 }) });
     const calls: string[] = [];
@@ -80,12 +81,12 @@ describe('runWorkers', () => {
       calls.push(key);
       await new Promise((r) => setImmediate(r));
       running--;
-      if (key === 'flaky' && failuresLeft-- > 0) throw new Error('transient');
-      if (key === 'bad') throw Object.assign(new Error('permanent'), { permanent: true });
+      if (key === 'flaky' && failuresLeft-- > 0) throw new Error('patch failed', { cause: new Error('connection reset') });
     };
-    const done = runWorkers(q, handler, { workers: 3, isPermanent: (e) => (e as { permanent?: boolean }).permanent === true });
+    const logger = memoryLogger();
+    const done = runWorkers(q, handler, { workers: 3, logger });
     q.add('flaky');
-    q.add('bad');
+    q.add('other');
     q.add('flaky');
     for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
     // The second add arrived while the key was in flight: it runs again right after, not concurrently.
@@ -97,8 +98,12 @@ describe('runWorkers', () => {
     for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
     expect(calls.filter((c) => c === 'flaky')).toHaveLength(3);
     expect(q.retries('flaky')).toBe(0);
-    expect(calls.filter((c) => c === 'bad')).toHaveLength(1);
-    expect(q.retries('bad')).toBe(0);
+    expect(calls.filter((c) => c === 'other')).toHaveLength(1);
+    // Both failures logged with the cause, which String(err) would lose.
+    expect(logger.entries.map((e) => [e.level, e.msg, e.fields])).toEqual([
+      ['error', 'reconcile failed; will retry', { key: 'flaky', retries: 0, err: 'patch failed', causes: ['connection reset'] }],
+      ['error', 'reconcile failed; will retry', { key: 'flaky', retries: 1, err: 'patch failed', causes: ['connection reset'] }],
+    ]);
     expect(clock.pendingTimers()).toBe(0);
     expect(maxRunning).toBe(2);
     q.shutDown();

@@ -3,6 +3,7 @@
  * processed is never handed to a second worker; a key added while in flight is re-queued when `done`
  * is called; failed keys come back after a per-key exponential backoff until `forget`.
  */
+import { errFields, type Logger } from '../../common/log.ts';
 import type { Clock } from '../clock.ts';
 
 export interface RateLimiter {
@@ -131,18 +132,15 @@ export class WorkQueue {
   }
 }
 
-export interface WorkerLog {
-  error(msg: string, fields: Record<string, unknown>): void;
-}
-
 /**
  * Runs `workers` loops that take keys and call `handle`. A thrown error requeues the key with backoff
- * unless `isPermanent(err)`; success forgets the key's failure count. Resolves when the queue shuts down.
+ * (what only a change of the object can fix, such as an invalid policy, is not thrown: the reconciler
+ * writes it to status); success forgets the key's failure count. Resolves when the queue shuts down.
  */
 export async function runWorkers(
   queue: WorkQueue,
   handle: (key: string) => Promise<void>,
-  opts: { workers: number; isPermanent?: (err: unknown) => boolean; log?: WorkerLog; onError?: (key: string, err: unknown) => void },
+  opts: { workers: number; logger: Logger; onError?: (key: string, err: unknown) => void },
 ): Promise<void> {
   const loop = async () => {
     for (;;) {
@@ -153,10 +151,8 @@ export async function runWorkers(
         queue.forget(key);
       } catch (err) {
         opts.onError?.(key, err);
-        const permanent = opts.isPermanent?.(err) ?? false;
-        opts.log?.error('reconcile failed', { key, permanent, retries: queue.retries(key), err: String(err) });
-        if (permanent) queue.forget(key);
-        else queue.addRateLimited(key);
+        opts.logger.error('reconcile failed; will retry', { key, retries: queue.retries(key), ...errFields(err) });
+        queue.addRateLimited(key);
       } finally {
         queue.done(key);
       }

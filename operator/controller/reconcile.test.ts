@@ -1,9 +1,10 @@
+import { nopLogger } from '../../common/log.ts';
 import { describe, expect, it } from 'vitest';
 import type { EmuvNode } from '../api/types.ts';
 import { FakeClock } from '../clock.ts';
-import { HttpError } from '../errors.ts';
-import { FakeKube } from '../kube/fake.ts';
-import { ArrayLister, emuvNode, node, policy } from '../testing/builders.ts';
+import { HttpError } from '../../test/fakes/json-patch.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
+import { ArrayLister, emuvNode, node, policy } from '../../test/fakes/operator-objects.ts';
 import { DEFAULT_NODE_CONFIG } from './desired.ts';
 import { ApiEventRecorder } from './events.ts';
 import { Reconciler, specPatch } from './reconcile.ts';
@@ -16,8 +17,8 @@ function fixture(init: { policies?: unknown[]; nodes?: ReturnType<typeof node>[]
     nodes: new ArrayLister(init.nodes ?? []),
     emuvNodes: new ArrayLister<EmuvNode>(init.emuvNodes ?? []),
   };
-  const events = new ApiEventRecorder({ api, clock, instance: 'op-0' });
-  const r = new Reconciler({ caches, api, events, clock });
+  const events = new ApiEventRecorder({ api, clock, instance: 'op-0', logger: nopLogger });
+  const r = new Reconciler({ caches, api, events, clock, logger: nopLogger });
   return { api, caches, r, clock, events };
 }
 
@@ -61,7 +62,7 @@ describe('Reconciler: node keys', () => {
         body: [
           { op: 'remove', path: '/spec/conflictingPolicies' },
           { op: 'add', path: '/spec/policy', value: 'p' },
-          { op: 'replace', path: '/spec/vramMode', value: 'Fixed' },
+          { op: 'add', path: '/spec/vramMode', value: 'Fixed' },
         ],
       },
     ]);

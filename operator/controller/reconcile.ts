@@ -11,8 +11,10 @@ import { matchesSelector } from '../api/selector.ts';
 import type { EmuvNode, EmuvNodeSpec, EmuvPolicy, EmuvPolicyStatus, LabelSelector } from '../api/types.ts';
 import { parseEmuvPolicy } from '../api/validate.ts';
 import type { Clock } from '../clock.ts';
-import { isNotFound } from '../errors.ts';
-import type { EmuvApi, JsonPatchOp } from '../kube/api.ts';
+import { isNotFound } from '../../common/kube/errors.ts';
+import type { Logger } from '../../common/log.ts';
+import { setFields, type JsonPatchOp } from '../../common/kube/json-patch.ts';
+import type { EmuvApi } from '../kube/api.ts';
 import { desiredNodeSpec, resolveNode } from './desired.ts';
 import type { NodeInfo } from './desired.ts';
 import { EVENT_CONFIGURED, EVENT_CONFIG_UPDATED, EVENT_INVALID_POLICY, EVENT_POLICY_CONFLICT } from './events.ts';
@@ -45,27 +47,13 @@ export interface ControllerCaches {
   emuvNodes: Lister<EmuvNode>;
 }
 
-export interface ReconcileLog {
-  info(msg: string, fields: Record<string, unknown>): void;
-  warn(msg: string, fields: Record<string, unknown>): void;
-}
-
 export const nodeKey = (name: string) => `node/${name}`;
 export const policyKey = (name: string) => `policy/${name}`;
 
-/** Field-level JSON Patch that turns `current` spec into `desired` (only differing top-level fields). */
+/** Field-level JSON Patch that turns `current` spec into `desired` (only differing top-level fields; the
+ * operator owns the whole spec, so fields it no longer sets are removed). */
 export function specPatch(current: Record<string, unknown> | undefined, desired: EmuvNodeSpec): JsonPatchOp[] {
-  if (!current || typeof current !== 'object') return [{ op: 'add', path: '/spec', value: desired }];
-  const ops: JsonPatchOp[] = [];
-  const want = desired as unknown as Record<string, unknown>;
-  for (const k of Object.keys(current).sort()) {
-    if (!(k in want)) ops.push({ op: 'remove', path: `/spec/${k}` });
-  }
-  for (const k of Object.keys(want).sort()) {
-    if (!(k in current)) ops.push({ op: 'add', path: `/spec/${k}`, value: want[k] });
-    else if (!isDeepStrictEqual(current[k], want[k])) ops.push({ op: 'replace', path: `/spec/${k}`, value: want[k] });
-  }
-  return ops;
+  return setFields(current, desired as unknown as Record<string, unknown>, '/spec', { remove: 'others' });
 }
 
 export class Reconciler {
@@ -74,7 +62,7 @@ export class Reconciler {
   private readonly events: EventRecorder;
   private readonly clock: Clock;
   private readonly gpuNodeSelector: LabelSelector;
-  private readonly log: ReconcileLog | undefined;
+  private readonly log: Logger;
   private readonly parsed = new WeakMap<object, ReturnType<typeof parseEmuvPolicy>>();
 
   constructor(deps: {
@@ -83,14 +71,14 @@ export class Reconciler {
     events: EventRecorder;
     clock: Clock;
     gpuNodeSelector?: LabelSelector;
-    log?: ReconcileLog;
+    logger: Logger;
   }) {
     this.caches = deps.caches;
     this.api = deps.api;
     this.events = deps.events;
     this.clock = deps.clock;
     this.gpuNodeSelector = deps.gpuNodeSelector ?? DEFAULT_GPU_NODE_SELECTOR;
-    this.log = deps.log;
+    this.log = deps.logger;
   }
 
   async reconcile(key: string): Promise<void> {
@@ -99,7 +87,7 @@ export class Reconciler {
     const name = key.slice(slash + 1);
     if (kind === 'node') return this.reconcileNode(name);
     if (kind === 'policy') return this.reconcilePolicy(name);
-    this.log?.warn('dropping unknown key', { key });
+    this.log.warn('dropping unknown key', { key });
   }
 
   /** All parseable policies, and the errors of the others by name. */
@@ -162,7 +150,7 @@ export class Reconciler {
         } catch (err) {
           if (!isNotFound(err)) throw new Error(`failed to delete EmuvNode ${name}`, { cause: err });
         }
-        this.log?.info('deleted EmuvNode of a node that is gone or no longer a GPU node', { node: name });
+        this.log.info('deleted EmuvNode of a node that is gone or no longer a GPU node', { node: name });
       }
       return;
     }

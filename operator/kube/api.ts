@@ -1,11 +1,13 @@
 /**
  * The operator's narrow view of the Kubernetes API. `client.ts` implements it with @kubernetes/client-node
- * (content types set per patch kind); `fake.ts` records every call for tests (style P14: assert on the
- * actions a controller takes, not on its internals).
+ * (content types set per patch kind); test/fakes/operator-kube.ts records every call, so tests assert on
+ * the actions a controller takes rather than on its internals.
  */
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 import type { EmuvNode } from '../api/types.ts';
 
-export type JsonPatchOp = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
+// TODO(issue 12): drop once certs.ts imports it from common/kube.
+export type { JsonPatchOp };
 
 export interface ObjectReference {
   apiVersion: string;

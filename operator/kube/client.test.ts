@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from './client.ts';
-import type { Loose } from '../testing/builders.ts';
+import type { Loose } from '../../test/fakes/operator-objects.ts';
 
 interface Seen {
   method: string;

@@ -15,8 +15,9 @@ import {
 import type { KubeConfig, V1Lease, V1Secret } from '@kubernetes/client-node';
 import { GROUP, PLURAL_NODE, PLURAL_POLICY, VERSION } from '../api/schema.ts';
 import type { EmuvNode } from '../api/types.ts';
-import { isNotFound } from '../errors.ts';
-import type { CertApi, CoreEvent, EmuvApi, JsonPatchOp, Lease, LeaseApi, Secret, WebhookConfig } from './api.ts';
+import { isNotFound } from '../../common/kube/errors.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
+import type { CertApi, CoreEvent, EmuvApi, Lease, LeaseApi, Secret, WebhookConfig } from './api.ts';
 
 export const FIELD_MANAGER = 'emuv-operator';
 

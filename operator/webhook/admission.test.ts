@@ -1,8 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { applyJsonPatch } from '../kube/fake.ts';
-import { policy } from '../testing/builders.ts';
-import type { Loose } from '../testing/builders.ts';
+import { applyJsonPatch } from '../../test/fakes/json-patch.ts';
+import { policy } from '../../test/fakes/operator-objects.ts';
+import type { Loose } from '../../test/fakes/operator-objects.ts';
 import { handleMutatePods, parseAdmissionReview } from './admission.ts';
 import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 

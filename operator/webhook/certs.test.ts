@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../clock.ts';
-import { FakeKube } from '../kube/fake.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
 import { CertManager, loadProvidedCertificate } from './certs.ts';
 import { issueCertificate } from './x509.ts';
 

@@ -14,7 +14,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import { isConflict, isNotFound } from '../errors.ts';
+import { isConflict, isNotFound } from '../../common/kube/errors.ts';
 import type { CertApi, JsonPatchOp, Secret } from '../kube/api.ts';
 import { issueCertificate } from './x509.ts';
 import type { KeyPairPem } from './x509.ts';

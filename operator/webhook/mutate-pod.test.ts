@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { applyJsonPatch } from '../kube/fake.ts';
-import { policy } from '../testing/builders.ts';
-import type { Loose } from '../testing/builders.ts';
+import { applyJsonPatch } from '../../test/fakes/json-patch.ts';
+import { policy } from '../../test/fakes/operator-objects.ts';
+import type { Loose } from '../../test/fakes/operator-objects.ts';
 import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 import type { AdmissionPolicy } from './mutate-pod.ts';
-import { diff } from './json-diff.ts';
 import { ceilBytes, formatBytes, parseQuantity, wholeBytes } from './quantity.ts';
 
 const open: AdmissionPolicy = { namespace: 'ml', podMemory: { mode: 'Request', percentOfLimit: 100 } };
@@ -252,21 +251,5 @@ describe('quantity', () => {
       '1000',
       '0',
     ]);
-  });
-});
-
-describe('diff', () => {
-  it('adds missing parents whole, escapes keys, replaces arrays that change length', () => {
-    expect(diff({ a: { 'x/y': 1 }, l: [1] }, { a: { 'x/y': 2 }, b: { c: 1 }, l: [1, 2] })).toEqual([
-      { op: 'replace', path: '/a/x~1y', value: 2 },
-      { op: 'add', path: '/b', value: { c: 1 } },
-      { op: 'replace', path: '/l', value: [1, 2] },
-    ]);
-    expect(diff({ a: 1, b: 2 }, { a: 1 })).toEqual([{ op: 'remove', path: '/b' }]);
-  });
-  it('round-trips through applyJsonPatch', () => {
-    const a = { x: [{ y: 1 }, { z: [1, 2] }], '~k': 'v' };
-    const b = { x: [{ y: 2 }, { z: [1] }], '~k': 'w', n: null };
-    expect(applyJsonPatch(a, diff(a, b))).toEqual(b);
   });
 });

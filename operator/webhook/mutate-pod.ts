@@ -1,6 +1,6 @@
 /**
  * The pod mutation, pure: `mutatePod(pod, policy)` decides, edits a structuredClone, and returns the
- * JSON Patch between the two (style P6), or a denial with a message a person can act on.
+ * JSON Patch between the two, or a denial with a message a person can act on.
  *
  * For every container and init container that asks for emuv.io/vram-virtual:
  *  - requests and limits of emuv.io/vram-virtual must be equal; a side that is missing is copied from the other;
@@ -19,8 +19,8 @@ import { ENV, MAX_SIZE_BYTES } from '../../common/contracts/interposer.ts';
 import { matchesSelector } from '../api/selector.ts';
 import type { EmuvPolicy, PodMemoryReservation } from '../api/types.ts';
 import { DEFAULTS } from '../api/schema.ts';
-import type { JsonPatchOp } from '../kube/api.ts';
-import { diff } from './json-diff.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
+import { diff } from '../../common/kube/json-patch.ts';
 import { QuantityError, ceilBytes, formatBytes, parseQuantity, wholeBytes } from './quantity.ts';
 
 /** Set on every pod the webhook mutated; its presence makes the mutation a no-op. */

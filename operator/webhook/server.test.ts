@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { memoryLogger } from '../../common/log.ts';
 import { handleMutatePods } from './admission.ts';
 import type { HandlerResult } from './admission.ts';
 import type { TLSSocket } from 'node:tls';
@@ -71,14 +72,16 @@ afterEach(async () => {
 async function start(handle?: (b: Buffer) => HandlerResult, ready = () => true) {
   const observed: string[] = [];
   const tls = await leaf();
+  const logger = memoryLogger();
   server = new WebhookServer({
     tls,
     ready,
+    logger,
     handle: handle ?? ((b) => handleMutatePods(b, { forNamespace: (ns) => admissionPolicyFor([], ns, undefined) }, mutatePod)),
     metrics: { observe: (r) => observed.push(r) },
   });
   const addr = await server.start(0, '127.0.0.1');
-  return { addr, observed, tls };
+  return { addr, observed, tls, logger };
 }
 
 describe('WebhookServer', () => {
@@ -109,8 +112,8 @@ describe('WebhookServer', () => {
 
   it('400 for garbage, 413 for oversized bodies, 500 when the handler throws', async () => {
     let boom = false;
-    const { addr, observed } = await start((b) => {
-      if (boom) throw new Error('bug');
+    const { addr, observed, logger } = await start((b) => {
+      if (boom) throw new Error('bug', { cause: new Error('root cause') });
       return handleMutatePods(b, { forNamespace: (ns) => admissionPolicyFor([], ns, undefined) }, mutatePod);
     });
     expect((await call(addr, 'POST', '/mutate-pods', '{not json')).status).toBe(400);
@@ -123,6 +126,9 @@ describe('WebhookServer', () => {
     boom = true;
     expect((await call(addr, 'POST', '/mutate-pods', '{}')).status).toBe(500);
     expect(observed).toEqual(['bad_request', 'bad_request', 'error']);
+    expect(logger.entries.filter((e) => e.level === 'error')).toEqual([
+      { level: 'error', msg: 'admission handler failed', fields: { err: 'bug', causes: ['root cause'] } },
+    ]);
   });
 
   it('hot-swaps the certificate for new connections', async () => {

@@ -6,6 +6,7 @@ import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errFields, type Logger } from '../../common/log.ts';
 import type { HandlerResult } from './admission.ts';
 
 /** The apiserver sends at most ~3 MiB (its request size limit); anything larger is refused. */
@@ -15,31 +16,26 @@ export interface WebhookMetrics {
   observe(result: 'allowed' | 'denied' | 'bad_request' | 'error', seconds: number): void;
 }
 
-export interface ServerLog {
-  warn(msg: string, fields: Record<string, unknown>): void;
-  error(msg: string, fields: Record<string, unknown>): void;
-}
-
 export class WebhookServer {
   private server: Server | undefined;
   private tls: { certPem: string; keyPem: string };
   private readonly handle: (body: Buffer) => HandlerResult;
   private readonly ready: () => boolean;
   private readonly metrics: WebhookMetrics | undefined;
-  private readonly log: ServerLog | undefined;
+  private readonly log: Logger;
 
   constructor(deps: {
     tls: { certPem: string; keyPem: string };
     handle: (body: Buffer) => HandlerResult;
     ready?: () => boolean;
     metrics?: WebhookMetrics;
-    log?: ServerLog;
+    logger: Logger;
   }) {
     this.tls = deps.tls;
     this.handle = deps.handle;
     this.ready = deps.ready ?? (() => true);
     this.metrics = deps.metrics;
-    this.log = deps.log;
+    this.log = deps.logger;
   }
 
   async start(port: number, host = '0.0.0.0'): Promise<AddressInfo> {
@@ -106,7 +102,7 @@ export class WebhookServer {
         result = this.handle(Buffer.concat(chunks));
       } catch (err) {
         // A bug in our code must not look like a denial: answer 500 and let failurePolicy decide.
-        this.log?.error('admission handler failed', { err: String(err) });
+        this.log.error('admission handler failed', errFields(err));
         this.metrics?.observe('error', seconds(started));
         return text(res, 500, 'internal error');
       }
@@ -116,7 +112,7 @@ export class WebhookServer {
       const outcome = result.status !== 200 ? 'bad_request' : result.body.response.allowed ? 'allowed' : 'denied';
       this.metrics?.observe(outcome, seconds(started));
     });
-    req.on('error', (err) => this.log?.warn('admission request failed', { err: String(err) }));
+    req.on('error', (err) => this.log.warn('admission request failed', errFields(err)));
   }
 }
 

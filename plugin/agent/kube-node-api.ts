@@ -3,11 +3,10 @@
  * the client library alone costs ~60 MiB of RSS, which a standalone device plugin should not pay.
  */
 import {
-  ApiException,
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   Observable,
   PatchStrategy,
   setHeaderOptions,
@@ -15,36 +14,15 @@ import {
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL_NODE, VERSION } from '../../common/contracts/emuv-node.ts';
-import { describeSystemError, StartupError } from '../../common/errors.ts';
+import { unlessNotFound } from '../../common/kube/errors.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
-import type { JsonPatchOp, NodeApi, NodeView } from './node-status.ts';
+import type { NodeApi, NodeView } from './node-status.ts';
 import type { RemoveAgentsApi } from './remove-agents.ts';
 import type { DaemonSetRef, DaemonSetView, UninstallApi } from './uninstall.ts';
 
-/** In-cluster configuration when kubeconfigPath is null, else that file. */
-export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else {
-      kc.loadFromCluster();
-      // Outside a pod the client does not fail here: it builds https://undefined:undefined and every
-      // request fails later, forever, with a network error that says nothing about the configuration.
-      if (kc.getCurrentCluster()?.server.includes('undefined'))
-        throw new Error('KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set');
-    }
-  } catch (err) {
-    // The client's own message names a file or a variable, not the flag that chose them.
-    throw new StartupError(
-      'kubeconfig',
-      kubeconfigPath
-        ? `--kubeconfig ${kubeconfigPath}: cannot load: ${describeSystemError(err)}`
-        : `no --kubeconfig and no in-cluster configuration (${describeSystemError(err)}); outside a pod, pass --kubeconfig`,
-      { cause: err },
-    );
-  }
-  return kc;
-}
+// Re-exported so main.ts loads the client library with one lazy import.
+export { loadKubeConfig } from '../../common/kube/config.ts';
 
 /**
  * Options that abort each request after timeoutMs (a fresh signal per request). For the calls made at
@@ -78,18 +56,10 @@ export function createNodeApi(kc: KubeConfig, opts: { timeoutMs?: number } = {})
   };
 }
 
-const notFound = (err: unknown): boolean => err instanceof ApiException && err.code === 404;
-
 /** GET of one DaemonSet; null on 404. */
 function readDaemonSet(apps: AppsV1Api, options: ConfigurationOptions | undefined) {
-  return async ({ namespace, name }: DaemonSetRef): Promise<DaemonSetView | null> => {
-    try {
-      return (await apps.readNamespacedDaemonSet({ namespace, name }, options)) as DaemonSetView;
-    } catch (err) {
-      if (notFound(err)) return null;
-      throw err;
-    }
-  };
+  return async ({ namespace, name }: DaemonSetRef): Promise<DaemonSetView | null> =>
+    unlessNotFound(apps.readNamespacedDaemonSet({ namespace, name }, options) as Promise<DaemonSetView>, null);
 }
 
 /** The calls made at SIGTERM (plugin/agent/uninstall.ts), each aborted after timeoutMs. */
@@ -100,15 +70,11 @@ export function createUninstallApi(kc: KubeConfig, timeoutMs: number): Uninstall
   return {
     ...createNodeApi(kc, { timeoutMs }),
     getDaemonSet: readDaemonSet(apps, plain),
-    deleteEmuvNode: async (name) => {
-      try {
-        await custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name }, plain);
-        return true;
-      } catch (err) {
-        if (notFound(err)) return false;
-        throw err;
-      }
-    },
+    deleteEmuvNode: (name) =>
+      unlessNotFound(
+        custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name }, plain).then(() => true),
+        false,
+      ),
   };
 }
 
@@ -117,15 +83,11 @@ export function createRemoveAgentsApi(kc: KubeConfig, timeoutMs: number): Remove
   const apps = kc.makeApiClient(AppsV1Api);
   const plain = withRequestTimeout(timeoutMs);
   return {
-    deleteDaemonSetForeground: async ({ namespace, name }) => {
-      try {
-        await apps.deleteNamespacedDaemonSet({ namespace, name, propagationPolicy: 'Foreground' }, plain);
-        return true;
-      } catch (err) {
-        if (notFound(err)) return false;
-        throw err;
-      }
-    },
+    deleteDaemonSetForeground: ({ namespace, name }) =>
+      unlessNotFound(
+        apps.deleteNamespacedDaemonSet({ namespace, name, propagationPolicy: 'Foreground' }, plain).then(() => true),
+        false,
+      ),
     getDaemonSet: readDaemonSet(apps, plain),
   };
 }
@@ -134,14 +96,11 @@ export function createEmuvNodeApi(kc: KubeConfig): EmuvNodeApi {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   return {
-    get: async (name) => {
-      try {
-        return (await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name })) as EmuvNodeView;
-      } catch (err) {
-        if (notFound(err)) return null;
-        throw err;
-      }
-    },
+    get: (name) =>
+      unlessNotFound(
+        custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE, name }) as Promise<EmuvNodeView>,
+        null,
+      ),
     patchStatus: async (name, status) => {
       await custom.patchClusterCustomObjectStatus(
         { group: GROUP, version: VERSION, plural: PLURAL_NODE, name, body: { status } },

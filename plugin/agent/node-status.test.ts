@@ -1,20 +1,20 @@
 /**
  * The node-status publisher against an HTTP server standing in for the kube-apiserver
- * (test/fakes/apiserver.ts), which records the content type and JSON patch of every request.
+ * (test/fakes/agent-apiserver.ts), which records the content type and JSON patch of every request.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nopLogger } from '../../common/log.ts';
 import { waitUntil } from '../../test/helpers.ts';
 import { createNodeApi } from './kube-node-api.ts';
-import { FakeApiServer } from '../../test/fakes/apiserver.ts';
+import { AgentApiServer } from '../../test/fakes/agent-apiserver.ts';
 import { labelPatch, NodeStatusPublisher, sanitizeLabelValue, statusPatch } from './node-status.ts';
 
-let api: FakeApiServer;
+let api: AgentApiServer;
 let publisher: NodeStatusPublisher | null;
 
 beforeEach(async () => {
-  api = new FakeApiServer();
+  api = new AgentApiServer();
   await api.start();
   publisher = null;
 });
@@ -108,8 +108,8 @@ describe('patch builders', () => {
   it('removes a stale product label when no GPU is offered any more', () => {
     const node = { metadata: { labels: { 'emuv.io/gpu.count': '1', 'emuv.io/gpu.product': 'X' } } };
     expect(labelPatch(node, { vramVirtualBytes: 0, labels: { 'emuv.io/gpu.count': '0' } })).toEqual([
-      { op: 'add', path: '/metadata/labels/emuv.io~1gpu.count', value: '0' },
       { op: 'remove', path: '/metadata/labels/emuv.io~1gpu.product' },
+      { op: 'add', path: '/metadata/labels/emuv.io~1gpu.count', value: '0' },
     ]);
   });
 

@@ -8,14 +8,13 @@
 import { LABEL_GPU_COUNT, LABEL_GPU_PRODUCT, RESOURCE_VRAM_VIRTUAL } from '../../common/contracts/resources.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
+import { setFields, type JsonPatchOp } from '../../common/kube/json-patch.ts';
 import { Periodic } from '../../common/periodic.ts';
 import type { Inventory } from '../inventory/inventory.ts';
 
-export interface JsonPatchOp {
-  op: 'add' | 'replace' | 'remove' | 'test';
-  path: string;
-  value?: unknown;
-}
+// TODO(issue 12): drop once uninstall.ts imports these from common/kube.
+export type { JsonPatchOp };
+export { escapePointer as pointerEscape } from '../../common/kube/json-patch.ts';
 
 /** The parts of a Node the publisher reads. */
 export interface NodeView {
@@ -33,11 +32,6 @@ export interface NodeApi {
 export interface DesiredNodeState {
   vramVirtualBytes: number;
   labels: Record<string, string>;
-}
-
-/** JSON Pointer escaping (RFC 6901): `~` -> `~0`, `/` -> `~1`. */
-export function pointerEscape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /** A label value: at most 63 of [A-Za-z0-9_.-], starting and ending with an alphanumeric. */
@@ -59,36 +53,14 @@ export function desiredFromInventory(inv: Inventory): DesiredNodeState {
 
 /** JSON patch for status (capacity and allocatable), or [] when the Node already agrees. */
 export function statusPatch(node: NodeView, desired: DesiredNodeState): JsonPatchOp[] {
-  const value = String(desired.vramVirtualBytes);
-  if (!node.status) {
-    return [
-      {
-        op: 'add',
-        path: '/status',
-        value: { capacity: { [RESOURCE_VRAM_VIRTUAL]: value }, allocatable: { [RESOURCE_VRAM_VIRTUAL]: value } },
-      },
-    ];
-  }
-  const ops: JsonPatchOp[] = [];
-  for (const field of ['capacity', 'allocatable'] as const) {
-    const map = node.status[field];
-    if (!map) ops.push({ op: 'add', path: `/status/${field}`, value: { [RESOURCE_VRAM_VIRTUAL]: value } });
-    else if (map[RESOURCE_VRAM_VIRTUAL] !== value)
-      ops.push({ op: 'add', path: `/status/${field}/${pointerEscape(RESOURCE_VRAM_VIRTUAL)}`, value });
-  }
-  return ops;
+  const ours = { [RESOURCE_VRAM_VIRTUAL]: String(desired.vramVirtualBytes) };
+  if (!node.status) return setFields(undefined, { capacity: ours, allocatable: ours }, '/status');
+  return (['capacity', 'allocatable'] as const).flatMap((field) => setFields(node.status?.[field], ours, `/status/${field}`));
 }
 
 /** JSON patch for labels; [] when they already agree. Removes a product label that no longer applies. */
 export function labelPatch(node: NodeView, desired: DesiredNodeState): JsonPatchOp[] {
-  const current = node.metadata?.labels;
-  if (!current) return [{ op: 'add', path: '/metadata/labels', value: { ...desired.labels } }];
-  const ops: JsonPatchOp[] = [];
-  for (const [k, v] of Object.entries(desired.labels))
-    if (current[k] !== v) ops.push({ op: 'add', path: `/metadata/labels/${pointerEscape(k)}`, value: v });
-  if (!(LABEL_GPU_PRODUCT in desired.labels) && LABEL_GPU_PRODUCT in current)
-    ops.push({ op: 'remove', path: `/metadata/labels/${pointerEscape(LABEL_GPU_PRODUCT)}` });
-  return ops;
+  return setFields(node.metadata?.labels, { ...desired.labels }, '/metadata/labels', { remove: [LABEL_GPU_PRODUCT] });
 }
 
 export interface PublisherOptions {

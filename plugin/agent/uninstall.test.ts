@@ -1,6 +1,6 @@
 /**
  * The uninstall decision and each cleanup step: the API calls over HTTP against the stand-in apiserver
- * (test/fakes/apiserver.ts) through the real @kubernetes/client-node layer, the file steps on temp
+ * (test/fakes/agent-apiserver.ts) through the real @kubernetes/client-node layer, the file steps on temp
  * directories.
  */
 import { KubeConfig } from '@kubernetes/client-node';
@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSy
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { memoryLogger, nopLogger } from '../../common/log.ts';
-import { FakeApiServer } from '../../test/fakes/apiserver.ts';
+import { AgentApiServer } from '../../test/fakes/agent-apiserver.ts';
 import { tempDir } from '../../test/helpers.ts';
 import { allocIdFor, isAllocId } from '../deviceplugin/allocate.ts';
 import { DeviceState } from '../deviceplugin/device-state.ts';
@@ -32,11 +32,11 @@ import {
 const OWNER = { namespace: 'emuv-system', name: 'emuv-agent' };
 const DS_PATH = '/apis/apps/v1/namespaces/emuv-system/daemonsets/emuv-agent';
 
-let api: FakeApiServer;
+let api: AgentApiServer;
 let tmp: ReturnType<typeof tempDir>;
 
 beforeEach(async () => {
-  api = new FakeApiServer('gpu-node-1');
+  api = new AgentApiServer('gpu-node-1');
   await api.start();
   tmp = tempDir();
 });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseNodeConfig } from '../../common/contracts/emuv-node.ts';
 import { MAX_SIZE_BYTES, parseSize } from '../../common/contracts/interposer.ts';
 import { parseEmuvPolicy } from '../../operator/api/validate.ts';
-import { applyJsonPatch } from '../../operator/kube/fake.ts';
+import { applyJsonPatch } from '../fakes/json-patch.ts';
 import { handleMutatePods, type PolicySource } from '../../operator/webhook/admission.ts';
 import { mutatePod, type AdmissionPolicy } from '../../operator/webhook/mutate-pod.ts';
 import { formatBytes, parseQuantity, QuantityError } from '../../operator/webhook/quantity.ts';

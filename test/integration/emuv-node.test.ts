@@ -10,13 +10,13 @@ import { nopLogger } from '../../common/log.ts';
 import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { createEmuvNodeApi, createNodeApi, loadKubeConfig } from '../../plugin/agent/kube-node-api.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
-import { FakeApiServer } from '../fakes/apiserver.ts';
+import { AgentApiServer } from '../fakes/agent-apiserver.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
 import { agentFlags, copyNodeFixture, tempDir, waitUntil } from '../helpers.ts';
 
 const GiB = 2 ** 30;
 let tmp: ReturnType<typeof tempDir>;
-let api: FakeApiServer;
+let api: AgentApiServer;
 let kubelet: StandInKubelet;
 let agent: AgentHandle | null;
 
@@ -62,7 +62,7 @@ async function start() {
 
 beforeEach(async () => {
   tmp = tempDir();
-  api = new FakeApiServer('gpu-node-1');
+  api = new AgentApiServer('gpu-node-1');
   await api.start();
   agent = null;
 });

@@ -12,7 +12,7 @@ import { memoryLogger } from '../../common/log.ts';
 import { startAgent } from '../../plugin/agent/agent.ts';
 import { createEmuvNodeApi, createNodeApi, createUninstallApi, loadKubeConfig } from '../../plugin/agent/kube-node-api.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
-import { FakeApiServer } from '../fakes/apiserver.ts';
+import { AgentApiServer } from '../fakes/agent-apiserver.ts';
 import { StandInKubelet } from '../fakes/kubelet.ts';
 import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir, waitUntil } from '../helpers.ts';
 
@@ -20,14 +20,14 @@ const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
 const OWNER = 'emuv-system/emuv-agent';
 
 let tmp: ReturnType<typeof tempDir>;
-let api: FakeApiServer;
+let api: AgentApiServer;
 let kubelet: StandInKubelet;
 let child: ChildProcess | null;
 let output: string;
 
 beforeEach(async () => {
   tmp = tempDir();
-  api = new FakeApiServer('gpu-node-1');
+  api = new AgentApiServer('gpu-node-1');
   await api.start();
   api.daemonSets.set(OWNER, { metadata: { name: 'emuv-agent', namespace: 'emuv-system' } });
   api.emuvNode = {

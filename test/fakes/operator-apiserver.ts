@@ -1,5 +1,6 @@
 /**
- * A small HTTP stand-in for the kube-apiserver, enough for the operator's composition root: list and
+ * OperatorApiServer: a small object store behind the kube-apiserver's REST paths, enough for the
+ * operator's composition root (the agent's stand-in, AgentApiServer, serves one Node instead): list and
  * watch (chunked JSON lines), get, create (generateName), update with resourceVersion checks, JSON Patch
  * (refused with any other content type), status subresources, delete. Every request is recorded.
  * Test code; the real apiserver tests live in test/cluster.
@@ -8,8 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyJsonPatch } from '../kube/fake.ts';
-import type { JsonPatchOp } from '../kube/api.ts';
+import { applyJsonPatch } from './json-patch.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 
 type Obj = {
   metadata: { name?: string; generateName?: string; resourceVersion?: string; uid?: string; generation?: number; [k: string]: unknown };
@@ -33,7 +34,7 @@ const COLLECTIONS = [
   /^\/apis\/admissionregistration\.k8s\.io\/v1\/mutatingwebhookconfigurations$/,
 ];
 
-export class FakeApiServer {
+export class OperatorApiServer {
   readonly requests: RecordedRequest[] = [];
   private readonly store = new Map<string, Map<string, Obj>>();
   private readonly watchers = new Map<string, Set<ServerResponse>>();

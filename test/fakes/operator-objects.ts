@@ -1,7 +1,7 @@
 /** Test builders with sensible defaults. */
-import type { EmuvNode, EmuvNodeSpec, EmuvPolicy, EmuvPolicySpec } from '../api/types.ts';
-import { defaultedPolicySpec } from '../api/validate.ts';
-import type { Lister } from '../controller/reconcile.ts';
+import type { EmuvNode, EmuvNodeSpec, EmuvPolicy, EmuvPolicySpec } from '../../operator/api/types.ts';
+import { defaultedPolicySpec } from '../../operator/api/validate.ts';
+import type { Lister } from '../../operator/controller/reconcile.ts';
 
 export function policy(name: string, spec: Partial<EmuvPolicySpec> = {}, generation = 1): EmuvPolicy {
   return {

@@ -1,14 +1,18 @@
 /**
- * An HTTP server standing in for the kube-apiserver's Node endpoints: it records every request
- * (method, path, content type, JSON patch), refuses patches that are not application/json-patch+json,
- * applies add/remove operations to one Node (all or nothing, 422 for removing a member that is not
- * there, as the apiserver does), and lets a test change that Node behind the client's back (as a
- * kubelet re-registering the node does). Also that node's EmuvNode (GET, status merge-patch, DELETE),
- * DaemonSets by namespace and name (GET), and requests that never get an answer. Test code.
+ * AgentApiServer: the kube-apiserver as one agent sees it — its own Node, that Node's EmuvNode and the
+ * DaemonSets it looks up at SIGTERM, nothing else (the operator's stand-in, OperatorApiServer in
+ * operator-apiserver.ts, is a generic object store with list and watch instead). It records every
+ * request (method, path, content type, JSON patch), refuses Node patches that are not
+ * application/json-patch+json and applies them all or nothing (422 for a member that is not there, as
+ * the apiserver does), lets a test change the Node behind the client's back (as a kubelet
+ * re-registering the node does), answers EmuvNode GET, status merge-patch and DELETE, and can leave
+ * requests unanswered. Test code.
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { JsonPatchOp, NodeView } from '../../plugin/agent/node-status.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
+import { applyJsonPatch } from './json-patch.ts';
+import type { NodeView } from '../../plugin/agent/node-status.ts';
 
 export interface Recorded {
   method: string;
@@ -17,7 +21,7 @@ export interface Recorded {
   body: JsonPatchOp[] | null;
 }
 
-export class FakeApiServer {
+export class AgentApiServer {
   readonly nodeName: string;
   constructor(nodeName = 'gpu-node-1') {
     this.nodeName = nodeName;
@@ -125,27 +129,9 @@ export class FakeApiServer {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.emuvNode));
   }
 
-  /**
-   * A minimal RFC 6902 apply for add/remove on object members, enough to check the agent's patches. All
-   * or nothing: removing a member that is not there throws and leaves the Node as it was.
-   */
+  /** Applies a JSON Patch to the Node, all or nothing (the apiserver's semantics, test/fakes/json-patch.ts). */
   apply(ops: JsonPatchOp[]) {
-    const node = structuredClone(this.node);
-    for (const op of ops) {
-      const parts = op.path
-        .split('/')
-        .slice(1)
-        .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-      let target: Record<string, unknown> = node as unknown as Record<string, unknown>;
-      for (const p of parts.slice(0, -1)) target = target[p] as Record<string, unknown>;
-      const last = parts.at(-1)!;
-      if (op.op === 'add') target[last] = op.value;
-      else if (op.op === 'remove') {
-        if (!(last in target)) throw new Error(`remove ${op.path}: no such member`);
-        delete target[last];
-      }
-    }
-    this.node = node;
+    this.node = applyJsonPatch(this.node, ops);
   }
 
   /** Writes a kubeconfig that points at this server (plain HTTP, no credentials). */

@@ -1,0 +1,31 @@
+/**
+ * Where the agent and the operator find the apiserver: a kubeconfig file when one is named, else the
+ * pod's in-cluster configuration. Failures become a StartupError that names the flag, because the
+ * client's own message names a file or a variable, not the setting a person has to change.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { describeSystemError, StartupError } from '../errors.ts';
+
+/** In-cluster configuration when kubeconfigPath is null or empty, else that file. */
+export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else {
+      kc.loadFromCluster();
+      // Outside a pod the client does not fail here: it builds https://undefined:undefined and every
+      // request fails later, forever, with a network error that says nothing about the configuration.
+      if (kc.getCurrentCluster()?.server.includes('undefined'))
+        throw new Error('KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set');
+    }
+  } catch (err) {
+    throw new StartupError(
+      'kubeconfig',
+      kubeconfigPath
+        ? `--kubeconfig ${kubeconfigPath}: cannot load: ${describeSystemError(err)}`
+        : `no --kubeconfig and no in-cluster configuration (${describeSystemError(err)}); outside a pod, pass --kubeconfig`,
+      { cause: err },
+    );
+  }
+  return kc;
+}
