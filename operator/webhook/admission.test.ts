@@ -6,6 +6,10 @@ import type { Loose } from '../../test/fakes/operator-objects.ts';
 import { handleMutatePods, parseAdmissionReview } from './admission.ts';
 import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 
+// EMUV_LIMIT_BYTES is plain decimal bytes: the quantities of the fixtures, in bytes.
+const GIB8 = String(8 * 2 ** 30);
+const GIB28 = String(28 * 2 ** 30);
+
 const dir = new URL('../../test/fixtures/admission/', import.meta.url);
 const fixture = (name: string) => readFileSync(new URL(name, dir));
 
@@ -48,12 +52,12 @@ describe('fixtures', () => {
     });
     expect(model.env).toEqual([
       { name: 'HF_HOME', value: '/cache' },
-      { name: 'EMUV_LIMIT_BYTES', value: '30064771072' },
+      { name: 'EMUV_LIMIT_BYTES', value: GIB28 },
     ]);
     expect(sidecar).toEqual(review.request.object.spec.containers[1]);
     const init = pod.spec.initContainers[0];
     expect(init.resources.limits).toEqual({ 'emuv.io/vram-virtual': '8Gi', 'emuv.io/vgpu': '1' });
-    expect(init.env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: '8589934592' }]);
+    expect(init.env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB8 }]);
     // The stored pod, sent through again (reinvocation), is left alone.
     const again = mutatePod(pod, source.forNamespace('ml'));
     expect(again).toEqual({ allowed: true, patch: [], warnings: [] });
@@ -61,8 +65,8 @@ describe('fixtures', () => {
 
   it('captured from kube-apiserver v1.35.8: limits already defaulted into requests, init container and generateName', () => {
     for (const [file, want] of [
-      ['captured-pod-create-emuv.json', { warmup: '8589934592', model: '30064771072' }],
-      ['captured-pod-create-generatename.json', { train: '30064771072' }],
+      ['captured-pod-create-emuv.json', { warmup: GIB8, model: GIB28 }],
+      ['captured-pod-create-generatename.json', { train: GIB28 }],
     ] as const) {
       const r = handle(file);
       if (r.status !== 200) throw new Error(`${file}: HTTP ${r.status}`);

@@ -6,6 +6,12 @@ import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 import type { AdmissionPolicy } from './mutate-pod.ts';
 import { ceilBytes, formatBytes, parseQuantity, wholeBytes } from './quantity.ts';
 
+// EMUV_LIMIT_BYTES is plain decimal bytes: the quantities of the fixtures, in bytes.
+const GIB1 = String(2 ** 30);
+const GIB2 = String(2 * 2 ** 30);
+const GIB4 = String(4 * 2 ** 30);
+const GIB28 = String(28 * 2 ** 30);
+
 const open: AdmissionPolicy = { namespace: 'ml', podMemory: { mode: 'Request', percentOfLimit: 100 } };
 const noMem: AdmissionPolicy = { namespace: 'ml', podMemory: { mode: 'None', percentOfLimit: 100 } };
 
@@ -31,10 +37,10 @@ describe('mutatePod: allowed', () => {
       limits: { 'emuv.io/vram-virtual': '28Gi', 'emuv.io/vgpu': '1' },
       requests: { 'emuv.io/vram-virtual': '28Gi', 'emuv.io/vgpu': '1', memory: '28Gi' },
     });
-    expect(c.env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: '30064771072' }]);
+    expect(c.env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB28 }]);
     expect(out.metadata.annotations).toEqual({
       'emuv.io/admitted': 'v1',
-      'emuv.io/spill-memory-reserved': '{"c":"30064771072"}',
+      'emuv.io/spill-memory-reserved': `{"c":"${GIB28}"}`,
     });
   });
 
@@ -70,8 +76,8 @@ describe('mutatePod: allowed', () => {
     });
     const { out } = apply(p, noMem);
     expect(out.spec.containers[0]).toEqual(p.spec.containers[0]);
-    expect(out.spec.containers[1].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: '2147483648' }]);
-    expect(out.spec.initContainers[0].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: '1073741824' }]);
+    expect(out.spec.containers[1].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB2 }]);
+    expect(out.spec.initContainers[0].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB1 }]);
     expect(out.spec.initContainers[0].resources.limits['emuv.io/vgpu']).toBe('1');
   });
 
@@ -83,7 +89,7 @@ describe('mutatePod: allowed', () => {
     const { out, r } = apply(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } }, env)]), noMem);
     expect(out.spec.containers[0].env).toEqual([
       { name: 'A', value: '1' },
-      { name: 'EMUV_LIMIT_BYTES', value: '1073741824' },
+      { name: 'EMUV_LIMIT_BYTES', value: GIB1 },
     ]);
     expect(r.allowed && r.warnings[0]).toContain('EMUV_LIMIT_BYTES is set by emuv');
   });
@@ -101,8 +107,8 @@ describe('mutatePod: allowed', () => {
     out.spec.containers.push({ ...ctr({ limits: { 'emuv.io/vram-virtual': '4Gi' } }), name: 'added' });
     const { out: again } = apply(out, { ...open, podMemory: { mode: 'Request', percentOfLimit: 50 } });
     expect(again.spec.containers[0]).toEqual(out.spec.containers[0]);
-    expect(again.spec.containers[1].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: '4294967296' }]);
-    expect(JSON.parse(again.metadata.annotations['emuv.io/spill-memory-reserved'])).toEqual({ c: '1073741824', added: '2147483648' });
+    expect(again.spec.containers[1].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB4 }]);
+    expect(JSON.parse(again.metadata.annotations['emuv.io/spill-memory-reserved'])).toEqual({ c: GIB1, added: GIB2 });
   });
 
   it('never touches pods that do not ask', () => {
@@ -110,9 +116,9 @@ describe('mutatePod: allowed', () => {
   });
 
   it('accepts every quantity spelling Kubernetes accepts for whole bytes', () => {
-    for (const q of ['28Gi', '30064771072', '30.064771072G', '30064771072e0', '0.0273437500Ti']) {
+    for (const q of ['28Gi', GIB28, '30.064771072G', '30064771072e0', '0.0273437500Ti']) {
       const { out } = apply(pod([ctr({ limits: { 'emuv.io/vram-virtual': q } })]), noMem);
-      expect(out.spec.containers[0].env[0].value, q).toBe('30064771072');
+      expect(out.spec.containers[0].env[0].value, q).toBe(GIB28);
     }
   });
 

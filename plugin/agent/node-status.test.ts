@@ -35,7 +35,10 @@ function newPublisher(resyncMs = 50) {
   return publisher;
 }
 
-const desired = { vramVirtualBytes: 25232932864, labels: { 'emuv.io/gpu.count': '1', 'emuv.io/gpu.product': 'NVIDIA-GeForce-RTX-4060' } };
+// What the agent publishes for the one-gpu fixture: an 8 GiB card less the 512 MiB reserve, plus the auto
+// spill budget min(50 % of 32 GiB MemTotal, 32 GiB - 8 GiB) = 16 GiB.
+const VRAM_VIRTUAL = 8 * 2 ** 30 - 512 * 2 ** 20 + 16 * 2 ** 30;
+const desired = { vramVirtualBytes: VRAM_VIRTUAL, labels: { 'emuv.io/gpu.count': '1', 'emuv.io/gpu.product': 'NVIDIA-GeForce-RTX-4060' } };
 
 describe('node status publisher over HTTP', () => {
   it('JSON-patches capacity and allocatable on /status and the labels on the Node', async () => {
@@ -47,8 +50,8 @@ describe('node status publisher over HTTP', () => {
         path: '/api/v1/nodes/gpu-node-1/status',
         contentType: 'application/json-patch+json',
         body: [
-          { op: 'add', path: '/status/capacity/emuv.io~1vram-virtual', value: '25232932864' },
-          { op: 'add', path: '/status/allocatable/emuv.io~1vram-virtual', value: '25232932864' },
+          { op: 'add', path: '/status/capacity/emuv.io~1vram-virtual', value: String(VRAM_VIRTUAL) },
+          { op: 'add', path: '/status/allocatable/emuv.io~1vram-virtual', value: String(VRAM_VIRTUAL) },
         ],
       },
       {
@@ -61,7 +64,7 @@ describe('node status publisher over HTTP', () => {
         ],
       },
     ]);
-    expect(api.node.status!.capacity).toEqual({ cpu: '8', memory: '32Gi', 'emuv.io/vram-virtual': '25232932864' });
+    expect(api.node.status!.capacity).toEqual({ cpu: '8', memory: '32Gi', 'emuv.io/vram-virtual': String(VRAM_VIRTUAL) });
     expect(publisher!.healthy).toBe(true);
   });
 
@@ -79,10 +82,10 @@ describe('node status publisher over HTTP', () => {
     p.start();
     api.node.status!.capacity!['emuv.io/vram-virtual'] = '0';
     api.node.status!.allocatable!['emuv.io/vram-virtual'] = '0';
-    await waitUntil(() => api.node.status!.capacity!['emuv.io/vram-virtual'] === '25232932864', 2000, 're-assert after zeroing');
+    await waitUntil(() => api.node.status!.capacity!['emuv.io/vram-virtual'] === String(VRAM_VIRTUAL), 2000, 're-assert after zeroing');
     delete api.node.status!.capacity!['emuv.io/vram-virtual'];
     delete api.node.status!.allocatable!['emuv.io/vram-virtual'];
-    await waitUntil(() => api.node.status!.allocatable!['emuv.io/vram-virtual'] === '25232932864', 2000, 're-assert after removal');
+    await waitUntil(() => api.node.status!.allocatable!['emuv.io/vram-virtual'] === String(VRAM_VIRTUAL), 2000, 're-assert after removal');
   });
 
   it('survives API errors and succeeds on the next pass', async () => {
@@ -92,15 +95,15 @@ describe('node status publisher over HTTP', () => {
     expect(p.healthy).toBe(false);
     p.start();
     await waitUntil(() => p.healthy, 2000, 'recovery');
-    expect(api.node.status!.capacity!['emuv.io/vram-virtual']).toBe('25232932864');
+    expect(api.node.status!.capacity!['emuv.io/vram-virtual']).toBe(String(VRAM_VIRTUAL));
   });
 });
 
 describe('patch builders', () => {
   it('adds whole maps when the Node has none', () => {
     expect(statusPatch({ status: {} }, desired)).toEqual([
-      { op: 'add', path: '/status/capacity', value: { 'emuv.io/vram-virtual': '25232932864' } },
-      { op: 'add', path: '/status/allocatable', value: { 'emuv.io/vram-virtual': '25232932864' } },
+      { op: 'add', path: '/status/capacity', value: { 'emuv.io/vram-virtual': String(VRAM_VIRTUAL) } },
+      { op: 'add', path: '/status/allocatable', value: { 'emuv.io/vram-virtual': String(VRAM_VIRTUAL) } },
     ]);
     expect(labelPatch({ metadata: {} }, desired)).toEqual([{ op: 'add', path: '/metadata/labels', value: desired.labels }]);
   });

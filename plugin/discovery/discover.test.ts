@@ -30,7 +30,13 @@ describe('PCI discovery on fixture trees', () => {
       subsystemDeviceId: 0x8910,
     });
     expect(g.pci).toMatchObject({ classCode: 0x030000, numaNode: -1, driver: 'nvidia' });
-    expect(g.pci.link).toEqual({ speed: '16.0 GT/s PCIe', gtPerSec: 16, width: 8, bandwidthBytesPerSec: 15753846153 });
+    // PCIe 4.0: 16 GT/s per lane, 128b/130b encoding, 8 bits a byte -> 16e9 * 128/130 / 8 bytes/s a lane, x8.
+    expect(g.pci.link).toEqual({
+      speed: '16.0 GT/s PCIe',
+      gtPerSec: 16,
+      width: 8,
+      bandwidthBytesPerSec: Math.floor(((16e9 * 128) / 130 / 8) * 8),
+    });
     expect(g).toMatchObject({ uuid: 'GPU-4f1e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b', name: 'NVIDIA GeForce RTX 4060', minor: 0 });
     expect(g).toMatchObject({ vramBytes: 8 * GiB, vramSource: 'flag', driverInfoSource: 'proc', offered: true, reason: null });
     expect(n.hostMemoryBytes).toBe(32 * GiB);
