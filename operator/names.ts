@@ -10,6 +10,5 @@ export const WEBHOOK_PATH = '/mutate-pods';
 export const WEBHOOK_SECRET = 'emuv-webhook-tls';
 export const LEADER_LEASE = 'emuv-operator';
 export const AGENT_SERVICE_ACCOUNT = 'emuv-agent';
-export const OPERATOR_SERVICE_ACCOUNT = 'emuv-operator';
 /** Set on the node-bound service-account tokens of pods (ServiceAccountTokenPodNodeInfo). */
 export const USER_EXTRA_NODE_NAME = 'authentication.kubernetes.io/node-name';

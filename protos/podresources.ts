@@ -15,9 +15,6 @@ export type * from './generated/podresources/v1/ContainerResources.ts';
 export type * from './generated/podresources/v1/ContainerDevices.ts';
 export type * from './generated/podresources/v1/PodResourcesLister.ts';
 
-/** The kubelet's PodResources socket, relative to its root directory (/var/lib/kubelet). */
-export const POD_RESOURCES_SOCKET = 'pod-resources/kubelet.sock';
-
 export const POD_RESOURCES_PROTO_FILE = join(dirname(fileURLToPath(import.meta.url)), 'podresources', 'v1', 'api.proto');
 
 let cached: ProtoGrpcType['v1'] | undefined;

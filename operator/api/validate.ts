@@ -16,7 +16,7 @@ import {
   KIND_POLICY,
 } from './schema.ts';
 import type { CelRule, Schema } from './schema.ts';
-import type { EmuvNode, EmuvNodeSpec, EmuvPolicy, EmuvPolicySpec, ObjectMeta } from './types.ts';
+import type { EmuvNode, EmuvPolicy, EmuvPolicySpec, ObjectMeta } from './types.ts';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
@@ -194,6 +194,3 @@ export function defaultedPolicySpec(partial: Partial<EmuvPolicySpec> = {}): Emuv
   return spec as EmuvPolicySpec;
 }
 
-export function validateNodeSpec(spec: EmuvNodeSpec): string[] {
-  return validateSchema(nodeSpecSchema, spec, 'spec');
-}

@@ -7,7 +7,6 @@ export const EVENT_CONFIGURED = 'Configured';
 export const EVENT_CONFIG_UPDATED = 'ConfigUpdated';
 export const EVENT_POLICY_CONFLICT = 'PolicyConflict';
 export const EVENT_INVALID_POLICY = 'InvalidPolicy';
-export const EVENT_REMOVED = 'Removed';
 
 export const COMPONENT = 'emuv-operator';
 

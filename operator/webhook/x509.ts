@@ -23,7 +23,6 @@ import {
 } from '@peculiar/x509';
 import type { Extension, JsonGeneralName } from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 
 export interface KeyPairPem {
@@ -111,7 +110,3 @@ export async function issueCertificate(opts: IssueOptions): Promise<KeyPairPem> 
   }
 }
 
-export function commonNameOf(cert: X509Certificate): string {
-  const m = /CN=([^\n]+)/.exec(cert.subject);
-  return m ? m[1]! : '';
-}
