@@ -30,12 +30,26 @@ export const ENV = {
   largeThreshold: 'EMUV_LARGE_THRESHOLD',
   /** Tuning, normally unset: deny-once before spilling, `auto` (default: on when PyTorch is loaded), `on` or `off`. */
   oomRetry: 'EMUV_OOM_RETRY',
+  /**
+   * Where spilled `cuMemAlloc` memory lives, one of SPILL_BACKENDS (default `auto`). Optional and added within
+   * version 1: an interposer that predates it ignores it and places memory as `auto` does.
+   */
+  spillBackend: 'EMUV_SPILL_BACKEND',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
 
 export const VRAM_MODES = ['fill', 'fixed'] as const;
 export type VramMode = (typeof VRAM_MODES)[number];
+
+/**
+ * EMUV_SPILL_BACKEND values, as `EMUV_SPILL_BACKENDS` in emuv_contract.h. `auto`: VMM host memory in the
+ * same device range as the VRAM part (split), zero-copy pinned memory where host VMM is unavailable;
+ * `pinned`: always zero-copy pinned memory, the whole allocation; `managed`: CUDA managed memory advised to
+ * stay in host RAM, the whole allocation (the GPU reaches it over the bus; page faults on first touch).
+ */
+export const SPILL_BACKENDS = ['auto', 'pinned', 'managed'] as const;
+export type SpillBackendMode = (typeof SPILL_BACKENDS)[number];
 
 /** Where the device plugin mounts things inside the container. */
 export const CONTAINER_PATHS = {

@@ -25,6 +25,14 @@
 #define EMUV_ENV_HEADROOM "EMUV_HEADROOM"
 #define EMUV_ENV_LARGE_THRESHOLD "EMUV_LARGE_THRESHOLD"
 #define EMUV_ENV_OOM_RETRY "EMUV_OOM_RETRY"
+#define EMUV_ENV_SPILL_BACKEND "EMUV_SPILL_BACKEND"
+
+/* EMUV_SPILL_BACKEND values, in this order (auto when unset or invalid): where spilled cuMemAlloc memory
+ * lives. auto: VMM host memory (split VRAM|host), zero-copy pinned memory without host VMM; pinned: always
+ * zero-copy pinned memory, whole; managed: CUDA managed memory advised to stay in host RAM, whole.
+ * An optional variable added within contract version 1: an interposer that does not know it ignores it
+ * and behaves as auto, so writers send it to any version-1 interposer and the version does not change. */
+#define EMUV_SPILL_BACKENDS "auto|pinned|managed"
 
 /* Largest size either side accepts: 2^63 - 1 bytes. */
 #define EMUV_MAX_SIZE_BYTES 0x7fffffffffffffffULL

@@ -58,8 +58,21 @@ struct range {
   uint64_t off;         /* K_MAP: offset in the handle */
   int prot;             /* K_MAP: access granted by cuMemSetAccess */
   uint64_t id;
+  struct advice *adv;   /* K_MANAGED: cuMemAdvise/cuMemPrefetchAsync state, NULL until the first one */
   struct range *l, *r, *next; /* tree children, list link */
   uint32_t prio;
+};
+
+/* What cuMemAdvise and cuMemPrefetchAsync left on a managed allocation, kept per allocation rather than
+ * per page: advice given to part of an allocation makes that attribute non-uniform (MIXED) for every
+ * query of the allocation, which is what the driver answers for a range whose pages disagree. */
+#define ADV_MIXED (-100)
+struct advice {
+  int read_mostly;       /* 0, 1 or ADV_MIXED */
+  int pref_type, pref_id; /* CU_MEM_LOCATION_TYPE_INVALID (none) or the location; pref_type ADV_MIXED */
+  unsigned by;           /* accessed-by on the whole allocation: bit 0 device 0, bit 1 the host */
+  unsigned by_part;      /* accessed-by on part of it only */
+  int pf_type, pf_id;    /* last prefetch location, as pref_* */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -273,6 +286,7 @@ static CUresult block_new(uint64_t n, int kind, int loc, unsigned flags, struct 
 static void range_free(struct range *r) { /* removed from the tree already */
   uncharge_range(r);
   unback(r);
+  free(r->adv);
   node_put(r);
 }
 
@@ -291,6 +305,7 @@ static CUresult block_free(uint64_t p, unsigned kinds) {
   unlock();
   uncharge_range(&copy);
   unback(&copy);
+  free(copy.adv);
   return CUDA_SUCCESS;
 }
 #define KM(k) (1u << (k))
@@ -433,35 +448,191 @@ EXPORT CUresult cuMemHostUnregister(void *p) {
 EXPORT CUresult cuMemAllocManaged(CUdeviceptr *d, size_t n, unsigned int flags) {
   if (d == NULL || n == 0) return CUDA_ERROR_INVALID_VALUE;
   if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = sim_injected("cuMemAllocManaged");
+  if (r != CUDA_SUCCESS) return r;
   return block_new(n, K_MANAGED, LOC_MANAGED, flags, NULL, d);
 }
-EXPORT CUresult cuMemPrefetchAsync(CUdeviceptr p, size_t n, CUdevice dev, CUstream s) {
+/* ---- managed memory: prefetch, advice, range attributes ------------------------------------------------ */
+
+/* The managed allocation holding all of [p, p+n), n > 0; called with mu held. */
+static struct range *managed_locked(uint64_t p, uint64_t n) {
+  struct range *m = t_find(allocs, p);
+  if (m == NULL || m->kind != K_MANAGED || n == 0 || n > m->base + m->size - p) return NULL;
+  return m;
+}
+static struct advice *advice_of(struct range *m) {
+  if (m->adv == NULL && (m->adv = calloc(1, sizeof *m->adv)) != NULL) m->adv->pf_type = CU_MEM_LOCATION_TYPE_INVALID;
+  return m->adv;
+}
+/* A location as the range attributes report it: HOST_NUMA_CURRENT is the calling thread's node (the
+ * simulated machine has one, node 0). */
+static CUmemLocation loc_resolved(CUmemLocation l) {
+  if (l.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT) l.type = CU_MEM_LOCATION_TYPE_HOST_NUMA, l.id = 0;
+  if (l.type == CU_MEM_LOCATION_TYPE_HOST) l.id = 0;
+  return l;
+}
+/* Sets (type, id) on the whole allocation, or on part of it: then the value stays only if it was already
+ * the same everywhere. */
+static void set_loc(int *type, int *id, CUmemLocation l, int whole) {
+  if (whole) *type = (int)l.type, *id = l.id;
+  else if (*type != (int)l.type || *id != l.id) *type = ADV_MIXED;
+}
+
+static CUresult prefetch(CUdeviceptr p, size_t n, CUmemLocation loc, CUstream s) {
   CUresult r = stream_check(s);
   if (r != CUDA_SUCCESS) return r;
-  if (dev != 0 && dev != CU_DEVICE_CPU) return CUDA_ERROR_INVALID_DEVICE;
+  if (loc.type == CU_MEM_LOCATION_TYPE_DEVICE && loc.id != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (loc.type == CU_MEM_LOCATION_TYPE_HOST_NUMA && loc.id != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (loc.type != CU_MEM_LOCATION_TYPE_DEVICE && loc.type != CU_MEM_LOCATION_TYPE_HOST &&
+      loc.type != CU_MEM_LOCATION_TYPE_HOST_NUMA && loc.type != CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT)
+    return CUDA_ERROR_INVALID_VALUE;
   lock();
-  struct range *m = t_find(allocs, p);
-  int ok = m && m->kind == K_MANAGED && n <= m->base + m->size - p;
+  struct range *m = managed_locked(p, n);
+  struct advice *a = m ? advice_of(m) : NULL;
+  if (a) set_loc(&a->pf_type, &a->pf_id, loc_resolved(loc), p == m->base && n == m->size);
   unlock();
-  return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  return m == NULL ? CUDA_ERROR_INVALID_VALUE : a == NULL ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+}
+EXPORT CUresult cuMemPrefetchAsync(CUdeviceptr p, size_t n, CUdevice dev, CUstream s) {
+  if (dev != 0 && dev != CU_DEVICE_CPU) return CUDA_ERROR_INVALID_DEVICE;
+  CUmemLocation loc = {.type = dev == CU_DEVICE_CPU ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE, .id = 0};
+  return prefetch(p, n, loc, s);
 }
 EXPORT CUresult cuMemPrefetchAsync_ptsz(CUdeviceptr p, size_t n, CUdevice dev, CUstream s) {
   return cuMemPrefetchAsync(p, n, dev, s);
 }
 EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int flags, CUstream s) {
-  (void)flags;
-  return cuMemPrefetchAsync(p, n, loc.type == CU_MEM_LOCATION_TYPE_DEVICE ? loc.id : CU_DEVICE_CPU, s);
+  if (flags != 0) return CUDA_ERROR_INVALID_VALUE; /* "reserved for future use, must be 0" */
+  return prefetch(p, n, loc, s);
 }
 EXPORT CUresult cuMemPrefetchAsync_v2_ptsz(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int flags, CUstream s) {
   return cuMemPrefetchAsync_v2(p, n, loc, flags, s);
 }
+
+/* cuMemAdvise with the rules of cuda.h: the range must be managed memory (the simulated card has no
+ * pageable-memory access); SET_PREFERRED_LOCATION takes a device, HOST, HOST_NUMA or HOST_NUMA_CURRENT;
+ * SET/UNSET_ACCESSED_BY a device or HOST; the other advice ignores the location. The advice is recorded
+ * for cuMemRangeGetAttribute(s); it moves nothing (there is one memory). */
+static CUresult advise(CUdeviceptr d, size_t n, CUmem_advise adv, CUmemLocation loc) {
+  if (adv < CU_MEM_ADVISE_SET_READ_MOSTLY || adv > CU_MEM_ADVISE_UNSET_ACCESSED_BY) return CUDA_ERROR_INVALID_VALUE;
+  int uses_loc = adv == CU_MEM_ADVISE_SET_PREFERRED_LOCATION || adv == CU_MEM_ADVISE_SET_ACCESSED_BY ||
+                 adv == CU_MEM_ADVISE_UNSET_ACCESSED_BY;
+  if (uses_loc) {
+    int host_only = adv != CU_MEM_ADVISE_SET_PREFERRED_LOCATION; /* accessed-by: DEVICE or HOST */
+    switch (loc.type) {
+      case CU_MEM_LOCATION_TYPE_DEVICE:
+        if (loc.id != 0) return CUDA_ERROR_INVALID_DEVICE;
+        break;
+      case CU_MEM_LOCATION_TYPE_HOST: break;
+      case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+        if (host_only || loc.id != 0) return CUDA_ERROR_INVALID_VALUE;
+        break;
+      case CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT:
+        if (host_only) return CUDA_ERROR_INVALID_VALUE;
+        break;
+      default: return CUDA_ERROR_INVALID_VALUE;
+    }
+  }
+  CUresult r = CUDA_SUCCESS;
+  lock();
+  struct range *m = managed_locked(d, n);
+  struct advice *a = m ? advice_of(m) : NULL;
+  if (m == NULL) r = CUDA_ERROR_INVALID_VALUE;
+  else if (a == NULL) r = CUDA_ERROR_OUT_OF_MEMORY;
+  else {
+    int whole = d == m->base && n == m->size;
+    unsigned bit = loc.type == CU_MEM_LOCATION_TYPE_DEVICE ? 1u : 2u;
+    CUmemLocation none = {.type = CU_MEM_LOCATION_TYPE_INVALID, .id = 0};
+    switch (adv) {
+      case CU_MEM_ADVISE_SET_READ_MOSTLY: a->read_mostly = whole || a->read_mostly == 1 ? 1 : ADV_MIXED; break;
+      case CU_MEM_ADVISE_UNSET_READ_MOSTLY: a->read_mostly = whole || a->read_mostly == 0 ? 0 : ADV_MIXED; break;
+      case CU_MEM_ADVISE_SET_PREFERRED_LOCATION: set_loc(&a->pref_type, &a->pref_id, loc_resolved(loc), whole); break;
+      case CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION: set_loc(&a->pref_type, &a->pref_id, none, whole); break;
+      case CU_MEM_ADVISE_SET_ACCESSED_BY:
+        if (whole) a->by |= bit, a->by_part &= ~bit;
+        else if (!(a->by & bit)) a->by_part |= bit;
+        break;
+      case CU_MEM_ADVISE_UNSET_ACCESSED_BY:
+        if (whole) a->by &= ~bit, a->by_part &= ~bit;
+        else if (a->by & bit) a->by &= ~bit, a->by_part |= bit;
+        break;
+      default: break;
+    }
+  }
+  unlock();
+  return r;
+}
 EXPORT CUresult cuMemAdvise(CUdeviceptr d, size_t n, CUmem_advise a, CUdevice dev) {
   sim_set_last("cuMemAdvise %llx %zu %d dev=%d", (unsigned long long)d, n, (int)a, dev);
-  return CUDA_SUCCESS;
+  CUresult r = sim_injected("cuMemAdvise");
+  if (r != CUDA_SUCCESS) return r;
+  /* the CUdevice ABI: CU_DEVICE_CPU is the host; ignored by the advice that takes no location */
+  CUmemLocation loc = {.type = dev == CU_DEVICE_CPU ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE,
+                       .id = dev == CU_DEVICE_CPU ? 0 : dev};
+  int uses_dev = a == CU_MEM_ADVISE_SET_PREFERRED_LOCATION || a == CU_MEM_ADVISE_SET_ACCESSED_BY ||
+                 a == CU_MEM_ADVISE_UNSET_ACCESSED_BY;
+  if (uses_dev && dev != CU_DEVICE_CPU && dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  return advise(d, n, a, loc);
 }
 EXPORT CUresult cuMemAdvise_v2(CUdeviceptr d, size_t n, CUmem_advise a, CUmemLocation loc) {
   sim_set_last("cuMemAdvise_v2 %llx %zu %d loc=%d:%d", (unsigned long long)d, n, (int)a, (int)loc.type, loc.id);
+  CUresult r = sim_injected("cuMemAdvise_v2");
+  if (r != CUDA_SUCCESS) return r;
+  return advise(d, n, a, loc);
+}
+
+/* The int a location answers as in the CUdevice-style attributes: a device ordinal, CU_DEVICE_CPU for any
+ * host location, CU_DEVICE_INVALID for none or non-uniform. */
+static int loc_as_device(int type, int id) {
+  if (type == CU_MEM_LOCATION_TYPE_DEVICE) return id;
+  if (type == CU_MEM_LOCATION_TYPE_HOST || type == CU_MEM_LOCATION_TYPE_HOST_NUMA) return CU_DEVICE_CPU;
+  return CU_DEVICE_INVALID;
+}
+static CUresult range_attr_locked(void *data, size_t size, CUmem_range_attribute attr, const struct range *m) {
+  static const struct advice none = {.pf_type = CU_MEM_LOCATION_TYPE_INVALID};
+  const struct advice *a = m->adv ? m->adv : &none;
+  int pt = a->pref_type == ADV_MIXED ? CU_MEM_LOCATION_TYPE_INVALID : a->pref_type;
+  int ft = a->pf_type == ADV_MIXED ? CU_MEM_LOCATION_TYPE_INVALID : a->pf_type;
+  if (data == NULL) return CUDA_ERROR_INVALID_VALUE;
+  if (attr == CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY) {
+    if (size == 0 || size % 4 != 0) return CUDA_ERROR_INVALID_VALUE;
+    int *out = data;
+    size_t k = 0, cap = size / 4;
+    if ((a->by & 1u) && k < cap) out[k++] = 0;
+    if ((a->by & 2u) && k < cap) out[k++] = CU_DEVICE_CPU;
+    while (k < cap) out[k++] = CU_DEVICE_INVALID;
+    return CUDA_SUCCESS;
+  }
+  if (size != 4) return CUDA_ERROR_INVALID_VALUE;
+  int *out = data;
+  switch (attr) {
+    case CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY: *out = a->read_mostly == 1; break;
+    case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION: *out = loc_as_device(pt, a->pref_id); break;
+    case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION: *out = loc_as_device(ft, a->pf_id); break;
+    case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_TYPE: *out = pt; break;
+    case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_ID: *out = pt == CU_MEM_LOCATION_TYPE_INVALID ? 0 : a->pref_id; break;
+    case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION_TYPE: *out = ft; break;
+    case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION_ID: *out = ft == CU_MEM_LOCATION_TYPE_INVALID ? 0 : a->pf_id; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+  }
   return CUDA_SUCCESS;
+}
+EXPORT CUresult cuMemRangeGetAttribute(void *data, size_t size, CUmem_range_attribute attr, CUdeviceptr p, size_t n) {
+  lock();
+  struct range *m = managed_locked(p, n);
+  CUresult r = m ? range_attr_locked(data, size, attr, m) : CUDA_ERROR_INVALID_VALUE;
+  unlock();
+  return r;
+}
+EXPORT CUresult cuMemRangeGetAttributes(void **data, size_t *sizes, CUmem_range_attribute *attrs, size_t count,
+                                        CUdeviceptr p, size_t n) {
+  if (data == NULL || sizes == NULL || attrs == NULL || count == 0) return CUDA_ERROR_INVALID_VALUE;
+  lock();
+  struct range *m = managed_locked(p, n);
+  CUresult r = m ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < count && r == CUDA_SUCCESS; i++) r = range_attr_locked(data[i], sizes[i], attrs[i], m);
+  unlock();
+  return r;
 }
 EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle *h, CUdeviceptr d) {
   if (h == NULL) return CUDA_ERROR_INVALID_VALUE;

@@ -119,6 +119,7 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
   memset(c, 0, sizeof *c);
   c->mode = EMUV_MODE_FILL;
   c->oom_retry = EMUV_RETRY_AUTO;
+  c->spill_backend = EMUV_SPILL_AUTO;
   c->log_level = EMUV_LOG_WARN;
 
   const char *lvl = get(EMUV_ENV_LOG_LEVEL);
@@ -203,6 +204,15 @@ void emuv_config_load(struct emuv_config *c, emuv_getenv_fn get) {
     else if (strcmp(rt, "off") == 0) c->oom_retry = EMUV_RETRY_OFF;
     else if (strcmp(rt, "auto") == 0) c->oom_retry = EMUV_RETRY_AUTO;
     else emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not auto|on|off; using auto", EMUV_ENV_OOM_RETRY, Q(rt));
+  }
+  /* Exact, lower case, like every other word of the contract: a writer that sends "Pinned" has a bug that
+   * should be seen in the log, not guessed around. */
+  const char *sb = get(EMUV_ENV_SPILL_BACKEND);
+  if (sb != NULL) {
+    if (strcmp(sb, "auto") == 0) c->spill_backend = EMUV_SPILL_AUTO;
+    else if (strcmp(sb, "pinned") == 0) c->spill_backend = EMUV_SPILL_PINNED;
+    else if (strcmp(sb, "managed") == 0) c->spill_backend = EMUV_SPILL_MANAGED;
+    else emuv_log(EMUV_LOG_ERROR, "%s=\"%s\" is not %s; using auto", EMUV_ENV_SPILL_BACKEND, Q(sb), EMUV_SPILL_BACKENDS);
   }
 
   const char *gpu = get(EMUV_ENV_GPU);

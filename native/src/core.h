@@ -15,6 +15,8 @@
 
 enum { EMUV_LOG_ERROR = 0, EMUV_LOG_WARN = 1, EMUV_LOG_INFO = 2, EMUV_LOG_DEBUG = 3 };
 enum { EMUV_RETRY_OFF = 0, EMUV_RETRY_ON = 1, EMUV_RETRY_AUTO = 2 };
+/* EMUV_SPILL_BACKEND, in the order of EMUV_SPILL_BACKENDS */
+enum { EMUV_SPILL_AUTO = 0, EMUV_SPILL_PINNED = 1, EMUV_SPILL_MANAGED = 2 };
 
 struct emuv_config {
   int passthrough;          /* 1: do nothing but forward (no EMUV_* at all, or a broken contract) */
@@ -26,6 +28,7 @@ struct emuv_config {
   uint64_t large_threshold;
   int mode;                 /* EMUV_MODE_* */
   int oom_retry;            /* EMUV_RETRY_* */
+  int spill_backend;        /* EMUV_SPILL_* */
   int log_level;
   char gpu[72];
   char stats_path[1024];    /* empty: process-local accounting */
@@ -104,14 +107,15 @@ EMUV_HIDDEN void emuv_report(const struct emuv_budget *b, uint64_t *free_out, ui
 
 /* table.c: live allocations keyed by device pointer or handle; striped, open addressing */
 enum { EMUV_KIND_VRAM = 1, EMUV_KIND_SPLIT, EMUV_KIND_ZEROCOPY, EMUV_KIND_ASYNC_VRAM, EMUV_KIND_ASYNC_HOST,
-       EMUV_KIND_HANDLE, EMUV_KIND_MANAGED, EMUV_KIND_PINNED, EMUV_KIND_ARRAY };
+       EMUV_KIND_HANDLE, EMUV_KIND_MANAGED, EMUV_KIND_PINNED, EMUV_KIND_ARRAY,
+       EMUV_KIND_MANAGED_SPILL /* spilled to managed memory (EMUV_SPILL_BACKEND=managed): host bytes */ };
 struct emuv_alloc {
   uint64_t key;     /* device pointer or handle; 0 = empty */
   uint64_t size;    /* bytes the caller asked for */
   uint64_t vram;    /* bytes charged to VRAM */
   uint64_t host;    /* bytes charged to host */
   uint64_t h_dev;   /* split: VRAM handle */
-  uint64_t h_host;  /* split: host handle */
+  uint64_t h_host;  /* split: host handle; zero-copy: the host pointer to free */
   uint64_t va_size; /* split: reserved VA size */
   uint32_t kind;
   uint32_t pad;

@@ -30,6 +30,7 @@ run() { # run NAME TIMEOUT ENV... -- CMD...
 
 for t in "$@"; do :; done
 run unit 60 -- $B/tests/test_unit
+run placement 60 -- $B/tests/test_placement
 run golden 60 -- $B/tests/test_golden $B/tests/golden-v1.bin ../test/fixtures/stats/golden-v1.bin
 run sim 60 -- $B/tests/test_sim $B/sim/libcuda.so.1 $B/sim/libnvidia-ml.so.1
 run loader 60 LD_PRELOAD=$PRE -- $B/tests/test_loader $B/sim/libcuda.so.1
@@ -37,6 +38,7 @@ run linked 60 LD_PRELOAD=$PRE -- $B/tests/test_linked
 run replay 60 LD_PRELOAD=$PRE -- $B/tests/test_replay $B/sim/libcuda.so.1 ../test/fixtures/cudart*-getprocaddress-requests.tsv
 run split 60 LD_PRELOAD=$PRE -- $B/tests/test_split
 run split-zerocopy 60 LD_PRELOAD=$PRE -- $B/tests/test_split zerocopy
+for b in auto pinned managed; do run backend-$b 60 LD_PRELOAD=$PRE -- $B/tests/test_backend $b; done
 run expandable 60 LD_PRELOAD=$PRE -- $B/tests/test_expandable numa
 run expandable-host 60 LD_PRELOAD=$PRE -- $B/tests/test_expandable host
 run expandable-none 60 LD_PRELOAD=$PRE -- $B/tests/test_expandable none

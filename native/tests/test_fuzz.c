@@ -87,7 +87,8 @@ static int cap_end(char *first, size_t cap) {
 /* ---- EMUV_* environment ----------------------------------------------------------------------------- */
 static const char *const NAMES[] = {EMUV_ENV_CONTRACT_VERSION, EMUV_ENV_LIMIT_BYTES, EMUV_ENV_VRAM_SHARE,
                                     EMUV_ENV_VRAM_MODE, EMUV_ENV_GPU, EMUV_ENV_STATS_FILE, EMUV_ENV_LOG_LEVEL,
-                                    EMUV_ENV_HEADROOM, EMUV_ENV_LARGE_THRESHOLD, EMUV_ENV_OOM_RETRY};
+                                    EMUV_ENV_HEADROOM, EMUV_ENV_LARGE_THRESHOLD, EMUV_ENV_OOM_RETRY,
+                                    EMUV_ENV_SPILL_BACKEND};
 #define NVARS (sizeof NAMES / sizeof *NAMES)
 static const char *const GOOD[NVARS][5] = {
     {"1", "2", "0", "01", "1 "},
@@ -100,6 +101,7 @@ static const char *const GOOD[NVARS][5] = {
     {"1Gi", "0", "256Mi", "8Gi", "1Ki"},
     {"64Mi", "1", "0", "2Mi", "1Ti"},
     {"auto", "on", "off", "yes", "AUTO"},
+    {"auto", "pinned", "managed", "Managed", ""},
 };
 static char env_val[NVARS][6000];
 static int env_set[NVARS];
@@ -227,6 +229,7 @@ static int check_config_case(char *why, size_t cap) {
   if (c.headroom > c.vram_share || c.large_threshold == 0) return snprintf(why, cap, "headroom/threshold"), 0;
   if (c.mode != EMUV_MODE_FILL && c.mode != EMUV_MODE_FIXED) return snprintf(why, cap, "mode"), 0;
   if (c.oom_retry < 0 || c.oom_retry > 2 || c.log_level < 0 || c.log_level > 3) return snprintf(why, cap, "enum"), 0;
+  if (c.spill_backend < EMUV_SPILL_AUTO || c.spill_backend > EMUV_SPILL_MANAGED) return snprintf(why, cap, "spill backend"), 0;
   if (memchr(c.gpu, '\0', sizeof c.gpu) == NULL || (c.gpu[0] && !gpu_ok(c.gpu)))
     return snprintf(why, cap, "gpu \"%.80s\" accepted", c.gpu), 0;
   if (memchr(c.stats_path, '\0', sizeof c.stats_path) == NULL || (c.stats_path[0] && c.stats_path[0] != '/'))

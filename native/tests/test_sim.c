@@ -225,6 +225,65 @@ int main(int argc, char **argv) {
     CHECK(p_cuMemAddressFree(va, 8 * MiB) == CUDA_SUCCESS);
   }
 
+  TEST("cuMemAdvise follows cuda.h (managed memory only, locations by advice) and the range attributes show it") {
+    PFN_cuMemAdvise_v12020 adv2 = (PFN_cuMemAdvise_v12020)dlsym(h, "cuMemAdvise_v2");
+    PFN_cuMemAdvise_v8000 adv1 = (PFN_cuMemAdvise_v8000)dlsym(h, "cuMemAdvise");
+    PFN_cuMemRangeGetAttribute_v8000 rattr = (PFN_cuMemRangeGetAttribute_v8000)dlsym(h, "cuMemRangeGetAttribute");
+    PFN_cuMemRangeGetAttributes_v8000 rattrs = (PFN_cuMemRangeGetAttributes_v8000)dlsym(h, "cuMemRangeGetAttributes");
+    PFN_cuMemPrefetchAsync_v12020 pf2 = (PFN_cuMemPrefetchAsync_v12020)dlsym(h, "cuMemPrefetchAsync_v2");
+    CUmemLocation host = {.type = CU_MEM_LOCATION_TYPE_HOST}, dev0 = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0};
+    CUmemLocation dev1 = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 1}, numa = {.type = CU_MEM_LOCATION_TYPE_HOST_NUMA};
+    CUmemLocation none = {.type = CU_MEM_LOCATION_TYPE_INVALID};
+    CUdeviceptr m = 0, plain = 0;
+    int v = 99, by[3] = {99, 99, 99}, type = 99;
+    CHECK(p_cuMemAllocManaged(&m, 4 * MiB, CU_MEM_ATTACH_GLOBAL) == CUDA_SUCCESS);
+    CHECK(p_cuMemAlloc_v2(&plain, 4 * MiB) == CUDA_SUCCESS);
+    /* nothing advised yet */
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4 * MiB) == CUDA_SUCCESS && v == CU_DEVICE_INVALID);
+    CHECK(rattr(&by, sizeof by, CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY, m, 4 * MiB) == CUDA_SUCCESS &&
+          by[0] == CU_DEVICE_INVALID && by[2] == CU_DEVICE_INVALID);
+    /* refused: not managed memory, past the allocation, unknown advice, locations the advice does not take */
+    CHECK(adv2(plain, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv2(m, 4 * MiB + 1, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv2(m, 0, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv2(m, 4 * MiB, (CUmem_advise)7, host) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, dev1) == CUDA_ERROR_INVALID_DEVICE);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, none) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_ACCESSED_BY, numa) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(adv1(m, 4 * MiB, CU_MEM_ADVISE_SET_ACCESSED_BY, 3) == CUDA_ERROR_INVALID_DEVICE);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, plain, 4 * MiB) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(rattr(&v, 8, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4 * MiB) == CUDA_ERROR_INVALID_VALUE);
+    /* the advice emuv gives managed spill: preferred location the host, accessed by device 0 */
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host) == CUDA_SUCCESS);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_ACCESSED_BY, dev0) == CUDA_SUCCESS);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m + MiB, MiB) == CUDA_SUCCESS && v == CU_DEVICE_CPU);
+    CHECK(rattr(&type, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_TYPE, m, 4 * MiB) == CUDA_SUCCESS &&
+          type == CU_MEM_LOCATION_TYPE_HOST);
+    CHECK(rattr(&by, sizeof by, CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY, m, 4 * MiB) == CUDA_SUCCESS && by[0] == 0 &&
+          by[1] == CU_DEVICE_INVALID && by[2] == CU_DEVICE_INVALID);
+    /* the CUdevice ABI says the same thing with CU_DEVICE_CPU; a NUMA node is a host location too */
+    CHECK(adv1(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, 0) == CUDA_SUCCESS);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4 * MiB) == CUDA_SUCCESS && v == 0);
+    CHECK(adv1(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, CU_DEVICE_CPU) == CUDA_SUCCESS);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4 * MiB) == CUDA_SUCCESS && v == CU_DEVICE_CPU);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, numa) == CUDA_SUCCESS);
+    void *data[2] = {&type, &v};
+    size_t sizes[2] = {4, 4};
+    CUmem_range_attribute which[2] = {CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_TYPE, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_ID};
+    CHECK(rattrs(data, sizes, which, 2, m, 4 * MiB) == CUDA_SUCCESS && type == CU_MEM_LOCATION_TYPE_HOST_NUMA && v == 0);
+    /* advice on part of the allocation: the attribute is no longer uniform */
+    CHECK(adv2(m + 2 * MiB, 2 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, dev0) == CUDA_SUCCESS);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION, m, 4 * MiB) == CUDA_SUCCESS && v == CU_DEVICE_INVALID);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_UNSET_ACCESSED_BY, dev0) == CUDA_SUCCESS);
+    CHECK(rattr(&by, 4, CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY, m, 4 * MiB) == CUDA_SUCCESS && by[0] == CU_DEVICE_INVALID);
+    /* prefetches are recorded; their flags must be 0 */
+    CHECK(pf2(m, 4 * MiB, host, 1, NULL) == CUDA_ERROR_INVALID_VALUE);
+    CHECK(pf2(m, 4 * MiB, dev0, 0, NULL) == CUDA_SUCCESS);
+    CHECK(rattr(&v, 4, CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION, m, 4 * MiB) == CUDA_SUCCESS && v == 0);
+    CHECK(p_cuMemFree_v2(m) == CUDA_SUCCESS && p_cuMemFree_v2(plain) == CUDA_SUCCESS);
+    CHECK(adv2(m, 4 * MiB, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host) == CUDA_ERROR_INVALID_VALUE); /* freed */
+  }
+
   TEST("events time what is between them; errors have names; launches fail clearly") {
     CUevent a, b, nt;
     float ms = -1;

@@ -92,6 +92,7 @@ int main(void) {
     {"invalid log level: warn", {{"EMUV_VRAM_SHARE", "1Gi"}, {"EMUV_LIMIT_BYTES", "2Gi"}, {"EMUV_LOG_LEVEL", "loud"}}, 0, 1, "EMUV_LOG_LEVEL"},
     {"invalid headroom: default", {{"EMUV_VRAM_SHARE", "1Gi"}, {"EMUV_LIMIT_BYTES", "2Gi"}, {"EMUV_HEADROOM", "3Gi"}}, 0, 1, "EMUV_HEADROOM"},
     {"invalid retry mode: auto", {{"EMUV_VRAM_SHARE", "1Gi"}, {"EMUV_LIMIT_BYTES", "2Gi"}, {"EMUV_OOM_RETRY", "yes"}}, 0, 1, "EMUV_OOM_RETRY"},
+    {"invalid spill backend: auto", {{"EMUV_VRAM_SHARE", "1Gi"}, {"EMUV_LIMIT_BYTES", "2Gi"}, {"EMUV_SPILL_BACKEND", "Pinned"}}, 0, 1, "EMUV_SPILL_BACKEND"},
   };
   for (unsigned i = 0; i < sizeof fb / sizeof *fb; i++) {
     char name[160];
@@ -107,6 +108,33 @@ int main(void) {
         CHECK_EQ_U64(c.spill, fb[i].spill);
         CHECK(c.limit >= c.vram_share);
       }
+    }
+  }
+  TEST("spill backend: auto when unset, exactly auto|pinned|managed, anything else auto with one line naming them") {
+    const char *e[4][2] = {{"EMUV_VRAM_SHARE", "1Gi"}, {"EMUV_LIMIT_BYTES", "2Gi"}, {NULL, NULL}, {NULL, NULL}};
+    set_env(e);
+    CHECK_EQ_U64(load_capture(&c, line, sizeof line), 0);
+    CHECK_EQ_U64(c.spill_backend, EMUV_SPILL_AUTO);
+    /* the contract's list (EMUV_SPILL_BACKENDS, which the TypeScript side checks against its own), in order:
+     * the n-th word is EMUV_SPILL_* value n */
+    char words[] = EMUV_SPILL_BACKENDS, *save = NULL;
+    int n = 0;
+    for (char *w = strtok_r(words, "|", &save); w; w = strtok_r(NULL, "|", &save), n++) {
+      e[2][0] = "EMUV_SPILL_BACKEND", e[2][1] = w;
+      set_env(e);
+      CHECK_EQ_U64(load_capture(&c, line, sizeof line), 0);
+      CHECK_EQ_U64(c.spill_backend, n);
+    }
+    CHECK_EQ_U64(n, 3);
+    CHECK(EMUV_SPILL_AUTO == 0 && EMUV_SPILL_PINNED == 1 && EMUV_SPILL_MANAGED == 2);
+    const char *bad[] = {"", "Managed", "PINNED", "pinned ", "vmm", "managed\n", "auto,pinned"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+      e[2][0] = "EMUV_SPILL_BACKEND", e[2][1] = bad[i];
+      set_env(e);
+      CHECK_EQ_U64(load_capture(&c, line, sizeof line), 1);
+      CHECK(strncmp(line, "emuv: EMUV_SPILL_BACKEND=", 25) == 0 && strstr(line, "auto|pinned|managed; using auto") != NULL);
+      CHECK_EQ_U64(c.spill_backend, EMUV_SPILL_AUTO);
+      CHECK(!c.passthrough && c.spill);
     }
   }
   emuv_log_level = EMUV_LOG_WARN;

@@ -2,7 +2,7 @@
 TB := $(B)/tests
 TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -pthread \
   -Iinclude -Isrc -Itests -I$(INC) -I$(B)/gen
-TEST_PROGS := split replay loader expandable deny async report nvml_only stress procs fork safety
+TEST_PROGS := split replay loader expandable deny async report nvml_only stress procs fork safety backend
 TEST_BINS := $(addprefix $(TB)/test_,$(TEST_PROGS))
 
 $(TB)/test_%: tests/test_%.c tests/t.h include/emuv_contract.h $(HDRS) $(HOOK_ABIS)
@@ -29,9 +29,9 @@ $(TESTENV): $(LIB_CUDA) $(LIB_NVML) $(SIM_CUDA) $(SIM_NVML) scripts/install-shim
 SAN_asan := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_tsan := -fsanitize=thread
 define SAN_RULES
-$(B)/$(1)/lib/libemuv-cuda.so: $(HOOK_ABIS) src/emuv_cuda.c src/hooks.def $(CORE_SRC) $(CORE_HDR) src/exports.map $(B)/stub/libemuv-real-cuda.so $(HDRS)
+$(B)/$(1)/lib/libemuv-cuda.so: $(HOOK_ABIS) $(CUDA_SHIM_SRC) $(CUDA_SHIM_HDR) $(CORE_SRC) $(CORE_HDR) src/exports.map $(B)/stub/libemuv-real-cuda.so $(HDRS)
 	@mkdir -p $$(@D)
-	$(CC) $$(SHIM_CFLAGS) $(SAN_$(1)) -o $$@ src/emuv_cuda.c $(CORE_SRC) $$(SHIM_LDFLAGS) $(SAN_$(1)) \
+	$(CC) $$(SHIM_CFLAGS) $(SAN_$(1)) -o $$@ $(CUDA_SHIM_SRC) $(CORE_SRC) $$(SHIM_LDFLAGS) $(SAN_$(1)) \
 	  -Wl,-soname,libcuda.so.1 -Wl,--no-as-needed $(B)/stub/libemuv-real-cuda.so
 $(B)/$(1)/lib/libemuv-nvml.so: $(LIB_NVML)
 	@mkdir -p $$(@D)
@@ -59,6 +59,12 @@ $(TB)/emuv-parse-size: tests/parse_size_tool.c src/config.c $(CORE_HDR)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -Wall -Iinclude -Isrc -o $@ $< src/config.c
 TEST_BINS += $(TB)/test_unit $(TB)/test_golden $(TB)/emuv-parse-size
+
+# Placement on its own, statically linked with the core: its driver is a recording fake (no shim, no driver).
+$(TB)/test_placement: tests/test_placement.c tests/t.h src/placement.c src/placement.h $(CORE_OBJS_SRC) $(CORE_HDR) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< src/placement.c $(CORE_OBJS_SRC) -ldl
+TEST_BINS += $(TB)/test_placement
 parse-size-tool: $(TB)/emuv-parse-size
 golden-tool: $(TB)/test_golden
 .PHONY: parse-size-tool golden-tool

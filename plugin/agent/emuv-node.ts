@@ -4,7 +4,8 @@
  * Level-triggered like the node status publisher: each pass reads the object and acts on what it
  * finds. A spec the agent cannot parse keeps the configuration in effect and says why in status.
  */
-import { parseNodeConfig, type AgentNodeConfig } from '../../common/contracts/emuv-node.ts';
+import { parseNodeConfig, type AgentNodeConfig, type SpillBackend } from '../../common/contracts/emuv-node.ts';
+import type { SpillBackendMode } from '../../common/contracts/interposer.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
 import { Periodic } from '../../common/periodic.ts';
@@ -27,6 +28,13 @@ export interface EmuvNodeApi {
   patchStatus(name: string, status: Record<string, unknown>): Promise<void>;
 }
 
+/** EmuvNode.spec.spillBackend (the CRD's spelling) as the interposer contract spells it. */
+export const SPILL_BACKEND_MODE: Readonly<Record<SpillBackend, SpillBackendMode>> = {
+  Auto: 'auto',
+  Pinned: 'pinned',
+  Managed: 'managed',
+};
+
 /** The flags' configuration with EmuvNode.spec laid over it. */
 export function applyNodeConfig(base: CapacityConfig, spec: AgentNodeConfig): CapacityConfig {
   return {
@@ -35,6 +43,7 @@ export function applyNodeConfig(base: CapacityConfig, spec: AgentNodeConfig): Ca
     reserveBytes: spec.vramReserveBytes,
     slotsPerGpu: spec.slotsPerGpu,
     vramMode: spec.vramMode,
+    spillBackend: SPILL_BACKEND_MODE[spec.spillBackend],
   };
 }
 

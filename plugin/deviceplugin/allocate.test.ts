@@ -73,6 +73,20 @@ describe('buildContainerResponse', () => {
     expect(r.devices!.map((d) => d.container_path)).toEqual(['/dev/nvidiactl', '/dev/nvidia-uvm']);
   });
 
+  it('tells the interposer the node’s spill backend in EMUV_SPILL_BACKEND, auto included', () => {
+    const g = resolveGrant(['gpu-0000-01-00-0-s00'], inv);
+    expect(buildContainerResponse(g, env).envs!.EMUV_SPILL_BACKEND).toBe('auto');
+    for (const backend of ['pinned', 'managed'] as const) {
+      const other = buildInventory(
+        { gpus: [gpu('0000:01:00.0', 0, null)], hostMemoryBytes: 64 * GiB, nvml: false, problems: [] },
+        { ...DEFAULT_CAPACITY_CONFIG, spillBackend: backend },
+      );
+      const envs = buildContainerResponse(resolveGrant(['gpu-0000-01-00-0-s03'], other), env).envs!;
+      expect(envs.EMUV_SPILL_BACKEND).toBe(backend);
+      expect(envs.EMUV_VRAM_MODE).toBe('fill'); // the other contract variables are unchanged by it
+    }
+  });
+
   it('is pure: same input, same output', () => {
     const g = resolveGrant(['gpu-0000-01-00-0-s00'], inv);
     expect(buildContainerResponse(g, env)).toEqual(buildContainerResponse(g, env));

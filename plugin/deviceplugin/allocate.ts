@@ -119,6 +119,8 @@ function envs(grant: Grant): Record<string, string> {
   // Fill: the share is the card; fixed: a slot's share. One slot per container is the norm (the
   // webhook asks for one); more slots of one GPU in fixed mode add their shares up.
   e[ENV.vramMode] = gpu.vramMode;
+  // Always sent, auto included: the container's placement never depends on the interposer's default.
+  e[ENV.spillBackend] = gpu.spillBackend;
   if (gpu.vramMode === 'fixed' && grant.slotIds.length > 1) {
     e[ENV.vramShare] = String(Math.min(gpu.usableVramBytes, gpu.slotVramShareBytes * grant.slotIds.length));
   }

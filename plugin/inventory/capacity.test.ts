@@ -6,6 +6,7 @@ import {
   hostBudgetBytes,
   MiB,
   slotVramShare,
+  spillBackendOf,
   validateCapacityConfig,
   type CapacityConfig,
 } from './capacity.ts';
@@ -129,6 +130,17 @@ describe('inventory arithmetic', () => {
     expect(ids.every((id) => /^[a-z0-9-]{1,63}$/.test(id))).toBe(true);
     expect(slotId('0000:01:00.0', 3)).toBe('gpu-0000-01-00-0-s03');
   });
+
+  it('carries the spill backend to every offered GPU; a configuration without one means auto', () => {
+    const n = node([gpu('0000:01:00.0', 8 * GiB), gpu('0000:02:00.0', 8 * GiB)], 32 * GiB);
+    expect(DEFAULT_CAPACITY_CONFIG.spillBackend).toBe('auto');
+    expect(buildInventory(n, cfg()).gpus.map((g) => g.spillBackend)).toEqual(['auto', 'auto']);
+    expect(buildInventory(n, cfg({ spillBackend: 'managed' })).gpus.map((g) => g.spillBackend)).toEqual(['managed', 'managed']);
+    const { spillBackend: _, ...older } = cfg(); // built before CapacityConfig had the field
+    expect(buildInventory(n, older).gpus.map((g) => g.spillBackend)).toEqual(['auto', 'auto']);
+    expect(spillBackendOf({})).toBe('auto');
+    expect(spillBackendOf({ spillBackend: 'pinned' })).toBe('pinned');
+  });
 });
 
 describe('slot VRAM share', () => {
@@ -150,8 +162,10 @@ describe('configuration validation', () => {
       slotsPerGpu: 0,
       hostBudget: { kind: 'percent', percent: 150 },
       vramMode: 'burst' as never,
+      spillBackend: 'Managed' as never, // the CRD's spelling is not the contract's
     });
-    expect(errors).toHaveLength(4);
-    expect(errors.join('\n')).toMatch(/reserve[\s\S]*slots[\s\S]*percent[\s\S]*mode/);
+    expect(errors).toHaveLength(5);
+    expect(errors.join('\n')).toMatch(/reserve[\s\S]*slots[\s\S]*percent[\s\S]*mode[\s\S]*spill backend must be auto, pinned, managed/);
+    expect(validateCapacityConfig({ ...DEFAULT_CAPACITY_CONFIG, spillBackend: 'pinned' })).toEqual([]);
   });
 });

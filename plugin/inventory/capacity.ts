@@ -7,7 +7,7 @@
  * All sizes are bytes as JS numbers (exact up to 8 PiB).
  */
 import { MAX_SLOTS_PER_GPU } from '../../common/contracts/emuv-node.ts';
-import type { VramMode } from '../../common/contracts/interposer.ts';
+import { SPILL_BACKENDS, type SpillBackendMode, type VramMode } from '../../common/contracts/interposer.ts';
 
 export const MiB = 1024 ** 2;
 export const GiB = 1024 ** 3;
@@ -24,6 +24,12 @@ export interface CapacityConfig {
   slotsPerGpu: number;
   /** fill: a container may fill the card; fixed: each slot gets usable VRAM / slots. When unspecified, fill. */
   vramMode: VramMode;
+  /**
+   * Where the interposer puts spilled memory (EMUV_SPILL_BACKEND of every container). When unspecified,
+   * DEFAULT_CAPACITY_CONFIG's (auto): optional so that a configuration built before the field existed
+   * still means what it meant.
+   */
+  spillBackend?: SpillBackendMode;
 }
 
 export const DEFAULT_CAPACITY_CONFIG: CapacityConfig = {
@@ -31,7 +37,13 @@ export const DEFAULT_CAPACITY_CONFIG: CapacityConfig = {
   hostBudget: { kind: 'auto' },
   slotsPerGpu: 16,
   vramMode: 'fill',
+  spillBackend: 'auto',
 };
+
+/** The spill backend a configuration asks for, its default filled in. */
+export function spillBackendOf(cfg: Pick<CapacityConfig, 'spillBackend'>): SpillBackendMode {
+  return cfg.spillBackend ?? DEFAULT_CAPACITY_CONFIG.spillBackend!;
+}
 
 /** Host RAM the auto budget always leaves to the OS, the kubelet and ordinary pods. */
 export const AUTO_HOST_KEEP_BYTES = 8 * GiB;
@@ -74,5 +86,7 @@ export function validateCapacityConfig(cfg: CapacityConfig): string[] {
   if (cfg.hostBudget.kind === 'bytes' && (!Number.isSafeInteger(cfg.hostBudget.bytes) || cfg.hostBudget.bytes < 0))
     errors.push('host spill budget must be a non-negative byte count');
   if (cfg.vramMode !== 'fill' && cfg.vramMode !== 'fixed') errors.push('VRAM mode must be fill or fixed');
+  if (cfg.spillBackend !== undefined && !(SPILL_BACKENDS as readonly string[]).includes(cfg.spillBackend))
+    errors.push(`spill backend must be ${SPILL_BACKENDS.join(', ')}`);
   return errors;
 }

@@ -3,9 +3,9 @@
  * consumer (device plugin, node status, `emuv discover`, metrics) reads the same object, so the
  * numbers they publish cannot disagree.
  */
-import type { VramMode } from '../../common/contracts/interposer.ts';
+import type { SpillBackendMode, VramMode } from '../../common/contracts/interposer.ts';
 import type { DiscoveredGpu, NodeDiscovery } from '../discovery/types.ts';
-import { hostBudgetBytes, slotVramShare, usableVram, type CapacityConfig } from './capacity.ts';
+import { hostBudgetBytes, slotVramShare, spillBackendOf, usableVram, type CapacityConfig } from './capacity.ts';
 
 export interface Slot {
   /** Device ID given to the kubelet: names its GPU, [a-z0-9-], at most 63 characters. */
@@ -25,6 +25,8 @@ export interface OfferedGpu {
   /** EMUV_VRAM_SHARE for a container on one slot of this GPU. */
   slotVramShareBytes: number;
   vramMode: VramMode;
+  /** EMUV_SPILL_BACKEND for a container on this GPU. */
+  spillBackend: SpillBackendMode;
   slots: Slot[];
 }
 
@@ -59,6 +61,7 @@ function offer(gpu: DiscoveredGpu, cfg: CapacityConfig): OfferedGpu | null {
     usableVramBytes: usable,
     slotVramShareBytes: slotVramShare(usable, cfg),
     vramMode: cfg.vramMode,
+    spillBackend: spillBackendOf(cfg),
     slots: Array.from({ length: cfg.slotsPerGpu }, (_, i) => ({ id: slotId(gpu.pci.address, i), gpuAddress: gpu.pci.address, index: i })),
   };
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONTRACT_VERSION, ENV, MAX_SIZE_BYTES, parseSize } from '../../common/contracts/interposer.ts';
+import { CONTRACT_VERSION, ENV, MAX_SIZE_BYTES, parseSize, SPILL_BACKENDS } from '../../common/contracts/interposer.ts';
 import { STATS_V1 } from '../../plugin/stats/stats-reader.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -24,6 +24,11 @@ describe('interposer environment contract: native/include/emuv_contract.h vs com
     expect(new Set(cNames)).toEqual(new Set(Object.values(ENV)));
     expect(cNames).toHaveLength(Object.values(ENV).length);
     for (const [k, v] of defs) if (k.startsWith('EMUV_ENV_')) expect(k).toBe(`EMUV_ENV_${(JSON.parse(v) as string).slice(5)}`);
+  });
+  it('accepts the same EMUV_SPILL_BACKEND values, in the same order (the C side: EMUV_SPILL_BACKENDS)', () => {
+    expect(ENV.spillBackend).toBe('EMUV_SPILL_BACKEND');
+    // native/tests/test_unit.c checks that the C parser accepts exactly these, in this order.
+    expect((JSON.parse(defs.get('EMUV_SPILL_BACKENDS')!) as string).split('|')).toEqual([...SPILL_BACKENDS]);
   });
   it('speaks the same contract version and size limit', () => {
     expect(Number(defs.get('EMUV_CONTRACT_VERSION'))).toBe(CONTRACT_VERSION);

@@ -112,6 +112,7 @@ describe('Allocate', () => {
       EMUV_GPU: 'GPU-4f1e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b',
       EMUV_VRAM_SHARE: String(usable / 4),
       EMUV_VRAM_MODE: 'fixed',
+      EMUV_SPILL_BACKEND: 'auto',
       EMUV_STATS_FILE: '/run/emuv/stats.bin',
       NVIDIA_VISIBLE_DEVICES: 'GPU-4f1e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b',
       NVIDIA_DRIVER_CAPABILITIES: 'compute,utility',

@@ -79,13 +79,22 @@ type Cond = { type: string; status: string; reason: string; message: string; obs
 const ready = () => (api.emuvNode?.status?.conditions as Cond[] | undefined)?.find((c) => c.type === 'Ready');
 
 describe('EmuvNode on the agent', () => {
-  it('applies the spec at start: slots, VRAM mode, reserve and spill budget; and writes status', async () => {
-    api.emuvNode = { apiVersion: 'emuv.io/v1alpha1', kind: 'EmuvNode', metadata: { name: 'gpu-node-1', generation: 3 }, spec: spec() };
+  it('applies the spec at start: slots, VRAM mode, spill backend, reserve and spill budget; and writes status', async () => {
+    api.emuvNode = {
+      apiVersion: 'emuv.io/v1alpha1',
+      kind: 'EmuvNode',
+      metadata: { name: 'gpu-node-1', generation: 3 },
+      spec: spec({ spillBackend: 'Managed' }),
+    };
     await start();
     await kubelet.waitFor(() => kubelet.devices.length === 4, 3000, '4 slots');
     expect(capacity()).toBe(String(7 * GiB + 8 * GiB));
     const res = await kubelet.allocate([['gpu-0000-01-00-0-s01']]);
-    expect(res.container_responses[0]!.envs).toMatchObject({ EMUV_VRAM_MODE: 'fixed', EMUV_VRAM_SHARE: String((7 * GiB) / 4) });
+    expect(res.container_responses[0]!.envs).toMatchObject({
+      EMUV_VRAM_MODE: 'fixed',
+      EMUV_VRAM_SHARE: String((7 * GiB) / 4),
+      EMUV_SPILL_BACKEND: 'managed',
+    });
     await waitUntil(() => ready()?.status === 'True', 3000, 'status written');
     expect(api.emuvNode!.status).toMatchObject({
       observedGeneration: 3,
@@ -116,10 +125,12 @@ describe('EmuvNode on the agent', () => {
       apiVersion: 'emuv.io/v1alpha1',
       kind: 'EmuvNode',
       metadata: { name: 'gpu-node-1', generation: 1 },
-      spec: spec({ slotsPerGpu: 8 }),
+      spec: spec({ slotsPerGpu: 8, spillBackend: 'Pinned' }),
     };
     await kubelet.waitFor(() => kubelet.devices.length === 8, 3000, '8 slots after the operator wrote the spec');
     await waitUntil(() => capacity() === String(15 * GiB), 3000, 'capacity re-published');
+    const envs = async () => (await kubelet.allocate([['gpu-0000-01-00-0-s01']])).container_responses[0]!.envs;
+    expect((await envs()).EMUV_SPILL_BACKEND).toBe('pinned');
 
     api.emuvNode.spec = spec({ slotsPerGpu: 0 });
     api.emuvNode.metadata.generation = 2;
@@ -131,5 +142,6 @@ describe('EmuvNode on the agent', () => {
     api.emuvNode = null;
     await kubelet.waitFor(() => kubelet.devices.length === 16, 3000, 'back to the flags');
     await waitUntil(() => capacity() === String(7.5 * GiB + 16 * GiB), 3000, 'flag capacity re-published');
+    expect((await envs()).EMUV_SPILL_BACKEND).toBe('auto');
   });
 });

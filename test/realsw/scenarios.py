@@ -15,7 +15,7 @@ import warnings
 GiB = 1 << 30
 MiB = 1 << 20
 # CU_MEM_LOCATION_TYPE_* as the simulated driver reports them (emuv_sim_location); 100 is managed.
-LOC_DEVICE, LOC_HOST, LOC_HOST_NUMA = 1, 2, 3
+LOC_DEVICE, LOC_HOST, LOC_HOST_NUMA, LOC_MANAGED = 1, 2, 3, 100
 
 
 def sim():
@@ -227,6 +227,48 @@ def torch_scenario(_arg=None):
     return out
 
 
+def torch_backend_scenario(_arg=None):
+    """PyTorch's default allocator under EMUV_SPILL_BACKEND=pinned or managed: where each tensor landed
+    (first and last byte), the advice the managed memory carries, copies into spilled memory, the refusal
+    past the limit and everything back after empty_cache."""
+    import torch
+
+    s = sim()
+    s.emuv_sim_location.restype = ctypes.c_int
+    s.emuv_sim_location.argtypes = [ctypes.c_uint64]
+    out = {'backend': os.environ.get('EMUV_SPILL_BACKEND', '')}
+    ts = [torch.empty(GiB, dtype=torch.uint8, device='cuda') for _ in range(20)]
+    out['held'] = {
+        'memory_allocated': torch.cuda.memory_allocated(),
+        'locations': [[s.emuv_sim_location(t.data_ptr()), s.emuv_sim_location(t.data_ptr() + GiB - 1)] for t in ts],
+        'sim_vram_used': sim_vram_used(),
+        'mem_get_info': list(torch.cuda.mem_get_info()),
+    }
+    spilled = [t for t in ts if s.emuv_sim_location(t.data_ptr()) != LOC_DEVICE]
+    if spilled and out['backend'] == 'managed':
+        # cuMemRangeGetAttribute is not hooked: the simulated driver answers with the advice it recorded
+        pref, acc = ctypes.c_int(99), (ctypes.c_int * 2)(99, 99)
+        r1 = s.cuMemRangeGetAttribute(ctypes.byref(pref), ctypes.c_size_t(4), 2, ctypes.c_uint64(spilled[0].data_ptr()),
+                                      ctypes.c_size_t(GiB))  # PREFERRED_LOCATION
+        r2 = s.cuMemRangeGetAttribute(acc, ctypes.c_size_t(8), 3, ctypes.c_uint64(spilled[0].data_ptr()),
+                                      ctypes.c_size_t(GiB))  # ACCESSED_BY
+        out['advice'] = {'results': [r1, r2], 'preferred': pref.value, 'accessed_by': list(acc)}
+    if spilled:
+        part = spilled[-1][GiB - (1 << 20):]
+        part.copy_(torch.full((1 << 20,), 7, dtype=torch.uint8))
+        out['spilled_copy_ok'] = bool(torch.equal(part.cpu(), torch.full((1 << 20,), 7, dtype=torch.uint8)))
+        del part
+    try:
+        torch.empty(10 * GiB, dtype=torch.uint8, device='cuda')
+        out['oom'] = None
+    except torch.OutOfMemoryError as e:
+        out['oom'] = str(e).splitlines()[0]
+    del ts, spilled
+    torch.cuda.empty_cache()
+    out['after_empty_cache'] = {'mem_get_info': list(torch.cuda.mem_get_info()), 'sim_vram_used': sim_vram_used()}
+    return out
+
+
 # ---- cuda-bindings (NVIDIA's Python driver API) ---------------------------------------------------
 
 def bindings_scenario(_arg=None):
@@ -334,6 +376,7 @@ SCENARIOS = {
     'cudart12': lambda a: cudart(12),
     'cudart13': lambda a: cudart(13),
     'torch': torch_scenario,
+    'torch_backend': torch_backend_scenario,
     'bindings': bindings_scenario,
     'cupy': cupy_scenario,
 }

@@ -177,6 +177,45 @@ def test_torch_prints_no_unexplained_warning(torch_run):
     assert refused != '', 'the scenario did not reach the request past the limit'
 
 
+# ---- PyTorch with the other spill backends (EMUV_SPILL_BACKEND, as Allocate sends the node's spillBackend) ----
+
+@pytest.fixture(scope='module', params=['pinned', 'managed'])
+def torch_backend(request):
+    return run('torch_backend', env={'EMUV_SPILL_BACKEND': request.param})[0]
+
+
+def test_torch_spill_backend_keeps_every_tensor_whole(torch_backend):
+    t = torch_backend
+    spilled_loc = 2 if t['backend'] == 'pinned' else 100  # zero-copy pinned host memory, or managed memory
+    locs = t['held']['locations']
+    assert t['held']['memory_allocated'] == 20 * GiB
+    assert all(first == last for first, last in locs), locs  # never split between VRAM and RAM
+    in_vram = sum(1 for first, _ in locs if first == 1)
+    assert all(first in (1, spilled_loc) for first, _ in locs), locs
+    # VRAM first: whole 1 GiB tensors up to share - headroom (7.5 GiB - 1.125 GiB), the rest whole in RAM
+    assert in_vram == 6
+    assert t['held']['sim_vram_used'] <= in_vram * GiB + 64 * MiB
+    assert t['held']['mem_get_info'][0] <= LIMIT - 20 * GiB
+    assert t['spilled_copy_ok']
+
+
+def test_torch_managed_spill_is_advised_to_stay_in_host_ram(torch_backend):
+    if torch_backend['backend'] != 'managed':
+        assert 'advice' not in torch_backend  # pinned memory is not managed memory: nothing to advise
+        return
+    a = torch_backend['advice']
+    assert a['results'] == [0, 0]
+    assert a['preferred'] == -1  # CU_DEVICE_CPU
+    assert a['accessed_by'] == [0, -2]  # device 0, then CU_DEVICE_INVALID
+
+
+def test_torch_spill_backend_refuses_past_the_limit_and_gives_everything_back(torch_backend):
+    t = torch_backend
+    assert t['oom'] is not None and 'out of memory' in t['oom'].lower()
+    assert t['after_empty_cache']['mem_get_info'][0] >= LIMIT - 128 * MiB
+    assert t['after_empty_cache']['sim_vram_used'] <= 128 * MiB
+
+
 def test_torch_without_the_shim_sees_the_physical_8gib():
     t, _ = run('torch_props', shim=False)
     assert t['available']
