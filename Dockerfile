@@ -2,7 +2,7 @@
 # One image for every emuv component: the node agent (`emuv plugin`), the operator, the CLI, and the interposer
 # libraries the agent installs onto GPU nodes. Built in three stages: JavaScript bundle, native
 # libraries, then a slim Node 24 runtime holding only what runs.
-# The test harness replays the runtime stage without a container engine (test/cluster/images/emuv-image.ts):
+# The local-cluster image builder replays the runtime stage without a container engine (localcluster/images/emuv-image.ts):
 # keep it to LABEL, WORKDIR, COPY, ENV, USER and ENTRYPOINT, or teach that builder the new instruction.
 
 # --- 1. JavaScript: dependencies (Node 24 comes from the pinned `node` dev dependency) and the bundle

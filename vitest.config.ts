@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Two layers: `unit` (pure stages, fakes at process boundaries, real gRPC on unix sockets) and
-// `cluster` (a real control plane and kubelet, test/cluster). `npm test` runs both.
+// `cluster` (test/cluster, on the real control plane and kubelet of localcluster/, which its global setup
+// starts). `npm test` runs both. localcluster/ is a library with no tests of its own: its tests are in test/.
 export default defineConfig({
   test: {
     projects: [

@@ -12,8 +12,9 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
 import { AgentApiServer } from '../test/fakes/agent-apiserver.ts';
-import { StandInKubelet } from '../test/fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../test/helpers.ts';
+import { StandInKubelet } from '../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../localcluster/repo.ts';
+import { agentFlags } from '../test/helpers.ts';
 import { percentile, summarize } from './lib.ts';
 import { AGENT_NODE_FLAGS } from './agent-flags.ts';
 

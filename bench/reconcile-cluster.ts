@@ -1,7 +1,7 @@
 /**
  * Reconcile benchmark against the real kube-apiserver (issue 5 target: 1,000 nodes x 20 policies
- * converge in <= 10 s). Brings up the test cluster (test/cluster/harness.ts; root, binaries built by
- * test/cluster/build.sh), installs the CRDs, creates 1,000 GPU Node objects (labels only, no kubelet
+ * converge in <= 10 s). Brings up the local cluster (localcluster/; root, binaries built by
+ * localcluster/cluster/build.sh), installs the CRDs, creates 1,000 GPU Node objects (labels only, no kubelet
  * behind them) in 20 pools and 20 policies, then starts the operator (controller only, one replica)
  * and waits until every node's EmuvNode carries its pool's policy and every policy counts its 50 nodes.
  * Same run, same apiserver: the time to create the 1,000 nodes themselves, as the baseline of what
@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { Kube, KubeError, loadCluster, startCluster, stopCluster, waitFor, type Json } from '../test/cluster/harness.ts';
+import { Kube, KubeError, loadCluster, startCluster, stopCluster, waitFor, type Json } from '../localcluster/index.ts';
 
 const NODES = 1000;
 const POLICIES = 20;

@@ -25,8 +25,16 @@ import { openNvml } from '../plugin/discovery/nvml.ts';
 import { discoverNode } from '../plugin/discovery/discover.ts';
 import { formatDiscoverText } from '../plugin/discovery/report.ts';
 import { buildInventory } from '../plugin/inventory/inventory.ts';
-import { StandInKubelet } from '../test/fakes/kubelet.ts';
-import { copyNodeFixture, hostDriver, REPO_ROOT, runEmuv, tempDir } from '../test/helpers.ts';
+import {
+  copyNodeFixture,
+  hostDriver,
+  REPO_ROOT,
+  runEmuv,
+  SIMULATED_GPU,
+  SIMULATED_VRAM,
+  StandInKubelet,
+  tempDir,
+} from '../localcluster/index.ts';
 
 const GiB = 2 ** 30;
 const LIMIT = '28Gi';
@@ -58,7 +66,7 @@ async function main(): Promise<void> {
     roots = copyNodeFixture('demo-geforce', join(tmp.path, 'node'));
     nvmlPath = join(simDir, 'libnvidia-ml.so.1');
     driverLibDir = simDir;
-    Object.assign(env, { EMUV_SIM_VRAM: '8Gi', EMUV_SIM_PCI_BUS_ID: '0000:01:00.0' });
+    Object.assign(env, { EMUV_SIM_VRAM: SIMULATED_VRAM, EMUV_SIM_PCI_BUS_ID: SIMULATED_GPU });
     Object.assign(process.env, env); // the simulated NVML reads these inside this process too
   }
 

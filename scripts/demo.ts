@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: emuv as an operator meets it, on a real single-node Kubernetes cluster on this machine
- * (the test harness: kube-apiserver, etcd, scheduler, controller-manager, containerd and a kubelet built
- * from upstream sources by test/cluster/build.sh).
+ * (localcluster/: kube-apiserver, etcd, scheduler, controller-manager, containerd and a kubelet built
+ * from upstream sources by localcluster/cluster/build.sh). The steps are localcluster/emuv-demo.ts's, the
+ * ones test/cluster/delivery-e2e.test.ts asserts; this script prints what they return.
  *
  *   1. bring the cluster up (host packages and binaries are installed/built the first time);
  *   2. build the emuv image from the Dockerfile's recipe and import it into the node's containerd;
@@ -12,30 +13,27 @@
  * The cluster stays up afterwards (its KUBECONFIG is printed); `npm run demo:down` removes everything.
  * Without an NVIDIA GPU the node's GPU is SIMULATED (an 8 GiB GeForce: sysfs fixture + the simulated
  * driver); with one, it is this machine's, its driver libraries mounted into the workload the way the
- * NVIDIA container toolkit would (the harness has no NVIDIA runtime). `npm run demo:local` runs the
+ * NVIDIA container toolkit would (the local cluster has no NVIDIA runtime). `npm run demo:local` runs the
  * node-side pipeline without a cluster or root.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Kube, loadCluster, paths, startCluster, stopCluster } from '../test/cluster/harness.ts';
-import { hostDriver } from '../test/helpers.ts';
 import {
+  ClusterDemo,
   DEMO_LIMIT,
   DEMO_NAMESPACE,
   DEMO_POD,
+  hostDriver,
+  Kube,
+  loadCluster,
   NAMESPACE,
+  paths,
   RELEASE,
-  helm,
-  installEmuv,
-  loadImages,
-  observe,
-  prepareGpuNode,
-  runWorkload,
-  uninstallEmuv,
-} from '../test/cluster/emuv-demo.ts';
+  runSetupHost,
+  startCluster,
+  stopCluster,
+} from '../localcluster/index.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '..');
 const GiB = 2 ** 30;
 const say = (s = '') => process.stdout.write(`${s}\n`);
 const section = (s: string) => say(`\n== ${s}`);
@@ -53,14 +51,15 @@ function requireRoot(): void {
 async function up(): Promise<void> {
   requireRoot();
   say('emuv demo: virtual GPU memory on Kubernetes, VRAM first, then host RAM');
-  section('1. a single-node Kubernetes cluster on this machine (test/cluster)');
-  execFileSync('bash', [path.join(repoRoot, 'test/cluster/setup-host.sh')], { stdio: 'inherit' });
+  section('1. a single-node Kubernetes cluster on this machine (localcluster)');
+  runSetupHost();
   const info = await startCluster({ log: (s) => say(`   ${s}`) });
   const kube = new Kube(info);
   try {
     const driver = hostDriver();
+    const demo = new ClusterDemo(info, kube, { driver, log: (s) => say(`   ${s}`) });
     section('2. the emuv image, built from the Dockerfile recipe, imported into the node');
-    loadImages(info, (s) => say(`   ${s}`), driver);
+    demo.loadImages();
 
     section('3. helm install emuv');
     if (driver) {
@@ -71,15 +70,15 @@ async function up(): Promise<void> {
       say('   workstation), its device nodes are stand-ins and the workload image carries the simulated CUDA driver');
       say('   (native/build/sim) where the NVIDIA container toolkit would put the real one. Everything emuv does is real.');
     }
-    const node = prepareGpuNode(info, driver);
-    const installed = await installEmuv(info, kube, node, (s) => say(`   ${s}`));
+    demo.prepareNode();
+    const installed = await demo.install();
     say(indent(installed.helmOutput.split('\n').slice(0, 6).join('\n')));
     say(
       `   node ${info.nodeName} allocatable emuv.io/vram-virtual: ${installed.vramVirtualBytes} (${(installed.vramVirtualBytes / GiB).toFixed(1)} GiB)`,
     );
 
     section(`4. a pod asks for emuv.io/vram-virtual: ${DEMO_LIMIT} and allocates 20 GiB through the CUDA driver API`);
-    const w = await runWorkload(kube, node);
+    const w = await demo.runWorkload();
     const c = w.pod.spec.containers[0];
     say(`   ${DEMO_NAMESPACE}/${DEMO_POD} as stored (mutated by the emuv webhook):`);
     say(`     limits   ${JSON.stringify(c.resources.limits)}`);
@@ -88,20 +87,20 @@ async function up(): Promise<void> {
     say(indent(indent(w.log)));
 
     section('5. what an operator sees');
-    const o = await observe(info, kube, installed.agentIP);
+    const o = await demo.observe();
     say(`   kubectl get emuvnodes -o wide`);
     say(indent(indent(o.emuvNodes)));
     say(`   agent /metrics (excerpt):`);
     for (const line of o.metrics.split('\n'))
       if (/^emuv_(container_(limit|vram_used|host_spill)_bytes|node_vram_virtual_bytes|allocations_total)/.test(line)) say(`     ${line}`);
-    say(`   emuv top --once --url=http://${installed.agentIP}:9402`);
+    say(`   emuv top --once --url=${demo.agentUrl}`);
     say(indent(indent(o.top)));
 
     section('the cluster stays up');
     say(`   export KUBECONFIG=${info.kubeconfig}`);
     say(`   kubectl is at ${path.join(info.bin.kubernetes, 'kubectl')}, helm at ${path.join(info.bin.helm, 'helm')}`);
     say(`   e.g. kubectl get pods -A; kubectl get emuvnodes; helm list -n ${NAMESPACE}; helm uninstall ${RELEASE} -n ${NAMESPACE}`);
-    say(`   emuv top (live): node_modules/.bin/node plugin/main.ts top --url=http://${installed.agentIP}:9402`);
+    say(`   emuv top (live): node_modules/.bin/node plugin/main.ts top --url=${demo.agentUrl}`);
     say('   remove everything: npm run demo:down');
   } finally {
     kube.close();
@@ -112,12 +111,15 @@ async function down(): Promise<void> {
   requireRoot();
   const p = paths();
   const info = existsSync(p.clusterFile) ? loadCluster(p) : undefined;
-  if (info && helm(info, ['status', RELEASE, '--namespace', NAMESPACE]).status === 0) {
-    // Uninstalled first, as a user would: otherwise the DaemonSet and Deployment controllers keep
-    // replacing the pods the teardown deletes.
-    say(`helm uninstall ${RELEASE} --namespace ${NAMESPACE}`);
+  if (info) {
     const kube = new Kube(info);
-    await uninstallEmuv(info, kube).catch((e: unknown) => say(`helm uninstall failed (${(e as Error).message}); tearing down anyway`));
+    const demo = new ClusterDemo(info, kube);
+    if (demo.isInstalled()) {
+      // Uninstalled first, as a user would: otherwise the DaemonSet and Deployment controllers keep
+      // replacing the pods the teardown deletes.
+      say(`helm uninstall ${RELEASE} --namespace ${NAMESPACE}`);
+      await demo.uninstall().catch((e: unknown) => say(`helm uninstall failed (${(e as Error).message}); tearing down anyway`));
+    }
     kube.close();
   }
   await stopCluster(info, (s) => say(s));

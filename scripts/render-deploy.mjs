@@ -8,10 +8,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dirs = execFileSync('bash', [join(root, 'test/cluster/build.sh'), '--print-dir'], { encoding: 'utf8' }).toString();
+const dirs = execFileSync('bash', [join(root, 'localcluster/cluster/build.sh'), '--print-dir'], { encoding: 'utf8' }).toString();
 const helmDir = /^HELM_BIN=(.+)$/m.exec(dirs)?.[1];
-const k8sVersion = /^KUBERNETES_VERSION=(.+)$/m.exec(readFileSync(join(root, 'test/cluster/build/versions.env'), 'utf8'))?.[1];
-if (!helmDir || !k8sVersion) throw new Error('cannot find helm (run bash test/cluster/build.sh) or the Kubernetes version');
+const k8sVersion = /^KUBERNETES_VERSION=(.+)$/m.exec(readFileSync(join(root, 'localcluster/cluster/build/versions.env'), 'utf8'))?.[1];
+if (!helmDir || !k8sVersion) throw new Error('cannot find helm (run bash localcluster/cluster/build.sh) or the Kubernetes version');
 const rendered = execFileSync(
   join(helmDir, 'helm'),
   ['template', 'emuv', join(root, 'helm/emuv'), '--namespace', 'emuv-system', '--kube-version', k8sVersion, '--no-hooks', '--skip-crds'],

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { renameSync, rmSync } from 'node:fs';
-import { copyNodeFixture, tempDir } from '../../test/helpers.ts';
+import { copyNodeFixture, tempDir } from '../../localcluster/repo.ts';
 import type { Nvml } from '../discovery/nvml.ts';
 import { discoverNode } from '../discovery/discover.ts';
 import { DEFAULT_CAPACITY_CONFIG } from '../inventory/capacity.ts';

@@ -1,7 +1,7 @@
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NODE_FIXTURES, copyNodeFixture, tempDir } from '../../test/helpers.ts';
+import { NODE_FIXTURES, copyNodeFixture, tempDir } from '../../localcluster/repo.ts';
 import { buildInventory } from '../inventory/inventory.ts';
 import { DEFAULT_CAPACITY_CONFIG } from '../inventory/capacity.ts';
 import { discoverNode } from './discover.ts';

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, tempDir } from '../../test/helpers.ts';
+import { REPO_ROOT, tempDir } from '../../localcluster/repo.ts';
 import { discoverNode } from './discover.ts';
 import { openNvml, type Nvml } from './nvml.ts';
 

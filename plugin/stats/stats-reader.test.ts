@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NODE_BIN } from '../../test/helpers.ts';
+import { NODE_BIN } from '../../localcluster/repo.ts';
 import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsEmptyError, StatsFormatError } from './stats-reader.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

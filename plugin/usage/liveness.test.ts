@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempDir } from '../../test/helpers.ts';
+import { tempDir } from '../../localcluster/repo.ts';
 import { parseInnermostPid, parseProcStatStartTime, procLiveness } from './liveness.ts';
 
 let tmp: ReturnType<typeof tempDir>;

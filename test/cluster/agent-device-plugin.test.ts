@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTAINER_PATHS, CONTRACT_VERSION, ENV, LIBRARY_FILES } from '../../common/contracts/interposer.ts';
-import { Kube, loadCluster, restartKubelet, waitFor, type Json } from './harness.ts';
+import { Kube, loadCluster, restartKubelet, waitFor, type Json } from '../../localcluster/index.ts';
 import { AGENT_CAPACITY, clearNodeResource, FIXTURE_DEVICES, startAgent, type RunningAgent } from './agent.ts';
 import { parseProbeLog, probePod } from './pods.ts';
 

@@ -3,7 +3,17 @@
 // - the value survives the kubelet's own status updates;
 // - after a kubelet restart that registers the Node anew, the value is back within 10 s.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kube, KubeError, loadCluster, sleep, startDaemon, stopDaemon, waitFor, waitNodeReady, type Json } from './harness.ts';
+import {
+  Kube,
+  KubeError,
+  loadCluster,
+  sleep,
+  startDaemon,
+  stopDaemon,
+  waitFor,
+  waitNodeReady,
+  type Json,
+} from '../../localcluster/index.ts';
 import { clearNodeResource, EXPECTED_VRAM_VIRTUAL, startAgent, type RunningAgent } from './agent.ts';
 
 const RESOURCE = 'emuv.io/vram-virtual';

@@ -2,17 +2,24 @@
 // one-gpu sysfs/procfs fixture. /dev/nvidia* are harmless character devices (mknod with /dev/null's
 // major:minor) in a dev root of its own; the interposer "libraries" are placeholder files, so this layer
 // does not depend on the native build. All its directories are under the cluster's run directory, so a
-// crashed run's agent is found and stopped by the harness's cleanup like every other cluster process.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// crashed run's agent is found and stopped by the cluster's clean-up like every other cluster process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
-import type { ClusterInfo, Kube } from './harness.ts';
+import {
+  makeStandInDevices,
+  NODE_BIN,
+  NODE_FIXTURES,
+  NVIDIA_DEVICE_NODES,
+  REPO_ROOT,
+  type ClusterInfo,
+  type Kube,
+} from '../../localcluster/index.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
-export const FIXTURE = path.join(repoRoot, 'test/fixtures/nodes/one-gpu');
+export const FIXTURE = path.join(NODE_FIXTURES, 'one-gpu');
 export const FIXTURE_GPU = '0000:01:00.0';
-export const FIXTURE_DEVICES = ['nvidia0', 'nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'];
+export const FIXTURE_DEVICES = NVIDIA_DEVICE_NODES;
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 
@@ -34,17 +41,13 @@ export function startAgent(info: ClusterInfo, name: string): RunningAgent {
   rmSync(dir, { recursive: true, force: true });
   const dev = path.join(dir, 'dev');
   const src = path.join(dir, 'interposer-src');
-  mkdirSync(dev, { recursive: true });
+  makeStandInDevices(dev, FIXTURE_DEVICES);
   mkdirSync(src, { recursive: true });
-  for (const d of FIXTURE_DEVICES) {
-    const r = spawnSync('mknod', ['-m', '0666', path.join(dev, d), 'c', '1', '3']);
-    if (r.status !== 0) throw new Error(`mknod ${d}: ${r.stderr}`);
-  }
   for (const f of Object.values(LIBRARY_FILES)) writeFileSync(path.join(src, f), `emuv cluster-test placeholder for ${f}\n`);
 
-  const node = existsSync(path.join(repoRoot, 'node_modules/.bin/node')) ? path.join(repoRoot, 'node_modules/.bin/node') : process.execPath;
+  const node = NODE_BIN;
   const args = [
-    path.join(repoRoot, 'plugin/main.ts'),
+    path.join(REPO_ROOT, 'plugin/main.ts'),
     'plugin',
     `--node-name=${info.nodeName}`,
     `--kubeconfig=${info.kubeconfig}`,
@@ -67,7 +70,7 @@ export function startAgent(info: ClusterInfo, name: string): RunningAgent {
   const log = path.join(info.paths.logDir, `agent-${name}.log`);
   const fd = openSync(log, 'a');
   writeFileSync(fd, `\n===== ${new Date().toISOString()} starting: ${node} ${args.join(' ')}\n`);
-  const child = spawn(node, args, { stdio: ['ignore', fd, fd], cwd: repoRoot });
+  const child = spawn(node, args, { stdio: ['ignore', fd, fd], cwd: REPO_ROOT });
   closeSync(fd);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {

@@ -1,33 +1,28 @@
 // Issue 6, "done when": what `npm run demo` does, asserted. The emuv image (built from the Dockerfile's
-// runtime stage) runs as the chart's agent DaemonSet and operator Deployment on the harness cluster; a pod
+// runtime stage) runs as the chart's agent DaemonSet and operator Deployment on the local cluster; a pod
 // asking for emuv.io/vram-virtual: 28Gi runs on the simulated 8 GiB GeForce, sees 28 GiB, allocates
 // 20 GiB and spills the part that does not fit; the spill shows in /metrics, /status, `emuv top --once`
 // and `kubectl get emuvnodes`; `helm uninstall` leaves nothing of emuv on the node or in its status.
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../common/contracts/interposer.ts';
-import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
+import { ENV, LIBRARY_FILES } from '../../common/contracts/interposer.ts';
 import {
+  CHART_DIR,
+  ClusterDemo,
   DEMO_NAMESPACE,
   DEMO_POD,
+  DEVICE_PLUGIN_DIR,
+  helm,
+  Kube,
+  loadCluster,
   NAMESPACE,
   RELEASE,
-  helm,
-  installEmuv,
-  loadImages,
-  observe,
-  prepareGpuNode,
-  runWorkload,
-  uninstallEmuv,
-  unlabelNode,
-  type GpuNode,
-  type InstallResult,
+  waitFor,
+  type Json,
   type Observed,
-} from './emuv-demo.ts';
-import { DEVICE_PLUGIN_DIR, Kube, loadCluster, waitFor, type Json } from './harness.ts';
+} from '../../localcluster/index.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const GiB = 1024 ** 3;
 const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
 const VGPU = 'emuv.io/vgpu';
@@ -37,27 +32,28 @@ const EXPECTED_VIRTUAL = 7.5 * GiB + 24 * GiB;
 describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce, observed, then uninstalled', () => {
   const info = loadCluster();
   const kube = new Kube(info);
-  const log = (s: string) => console.log(`[delivery-e2e] ${s}`);
-  let node: GpuNode;
-  let installed: InstallResult | undefined;
+  // The steps `npm run demo` runs, on the simulated GPU whatever this machine has.
+  const demo = new ClusterDemo(info, kube, { driver: null, log: (s: string) => console.log(`[delivery-e2e] ${s}`) });
+  let installed = false;
   let observed: Observed;
 
   beforeAll(() => {
-    loadImages(info, log);
-    node = prepareGpuNode(info);
+    demo.loadImages();
+    demo.prepareNode();
   }, 300_000);
 
   afterAll(async () => {
-    if (installed && helm(info, ['status', RELEASE, '-n', NAMESPACE]).status === 0) await uninstallEmuv(info, kube).catch(() => undefined);
+    if (installed && demo.isInstalled()) await demo.uninstall().catch(() => undefined);
     await kube.deleteNamespace(DEMO_NAMESPACE).catch(() => undefined);
     await kube.deleteNamespace(NAMESPACE).catch(() => undefined);
-    await unlabelNode(info, kube).catch(() => undefined);
+    await demo.unlabelNode().catch(() => undefined);
     kube.close();
   }, 300_000);
 
   it('helm install: the agent DaemonSet and both operator replicas become ready; the node offers its virtual memory', async () => {
-    installed = await installEmuv(info, kube, node, log);
-    expect(installed.vramVirtualBytes).toBe(EXPECTED_VIRTUAL);
+    const result = await demo.install();
+    installed = true;
+    expect(result.vramVirtualBytes).toBe(EXPECTED_VIRTUAL);
     // helm --wait accepts a DaemonSet with maxUnavailable pods not ready; the agent's readiness comes next.
     await waitFor('the agent pod ready', 60_000, async () => {
       const ds = await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/daemonsets/emuv-agent`);
@@ -66,7 +62,7 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     const dep = await kube.get(`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/emuv-operator`);
     expect(dep.status.readyReplicas).toBe(2);
     // The agent installed the interposer onto the host, where Allocate mounts it from.
-    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(node.interposer, 'lib', f)), f).toBe(true);
+    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(demo.node.interposer, 'lib', f)), f).toBe(true);
     // emuv.io/vgpu reaches node status with the kubelet's next status update after registration.
     const n = await waitFor('16 emuv.io/vgpu slots in node status', 60_000, async () => {
       const node = await kube.node();
@@ -76,7 +72,7 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
   });
 
   it('runs the 28Gi pod: mutated by the webhook, scheduled by bytes, sees 28 GiB and allocates 20 GiB', async () => {
-    const w = await runWorkload(kube, node);
+    const w = await demo.runWorkload();
     const c = w.pod.spec.containers[0];
     expect(c.resources.limits).toMatchObject({ [VRAM_VIRTUAL]: '28Gi', [VGPU]: '1' });
     expect(c.env).toContainEqual({ name: ENV.limitBytes, value: String(28 * GiB) });
@@ -87,7 +83,7 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
   });
 
   it('shows the spill in /status, /metrics, emuv top --once and kubectl get emuvnodes', async () => {
-    observed = await observe(info, kube, installed!.agentIP);
+    observed = await demo.observe();
     const c = (observed.status.containers as Json[]).find((x) => x.owner?.pod === DEMO_POD)!;
     expect(c.owner).toMatchObject({ namespace: DEMO_NAMESPACE, pod: DEMO_POD, container: 'main' });
     expect(c.limitBytes).toBe(28 * GiB);
@@ -122,15 +118,14 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
         (p) => p.metadata.name as string,
       );
     const before = await agentPods();
-    const valuesFile = path.join(info.paths.runDir, 'emuv-values.json');
     const r = helm(info, [
       'upgrade',
       RELEASE,
-      path.join(repoRoot, 'helm/emuv'),
+      CHART_DIR,
       '-n',
       NAMESPACE,
       '--values',
-      valuesFile,
+      demo.valuesFile,
       '--set',
       'agent.logLevel=debug',
       '--wait',
@@ -146,16 +141,16 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
         : undefined;
     });
     // The old agent saw its DaemonSet still there at SIGTERM: node status, files and the running pod stay.
-    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(node.interposer, 'lib', f)), f).toBe(true);
+    for (const f of Object.values(LIBRARY_FILES)) expect(existsSync(path.join(demo.node.interposer, 'lib', f)), f).toBe(true);
     const n = await kube.node();
     expect(n.status.allocatable[VRAM_VIRTUAL]).toBe(String(EXPECTED_VIRTUAL));
     expect((await kube.pod(DEMO_NAMESPACE, DEMO_POD)).status.phase).toBe('Running');
-    expect(readdirSync(node.state).length).toBe(1);
+    expect(readdirSync(demo.node.state).length).toBe(1);
   });
 
   it('helm uninstall leaves nothing of emuv on the node or in node status', async () => {
-    await uninstallEmuv(info, kube);
-    installed = undefined;
+    await demo.uninstall();
+    installed = false;
     // The kubelet keeps every device-plugin resource it ever registered, at zero (its rule, see docs/agent.md);
     // the agent's empty device list reaches node status with the kubelet's next status update.
     const n = await waitFor('emuv.io/vgpu at zero in node status', 60_000, async () => {
@@ -167,8 +162,8 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     expect(Object.keys(n.metadata.annotations ?? {}).filter((k) => k.startsWith('emuv.io/'))).toEqual([]);
     const emuvNodes = await kube.get('/apis/emuv.io/v1alpha1/emuvnodes');
     expect(emuvNodes.items).toEqual([]);
-    expect(readdirSync(node.interposer)).toEqual([]);
-    expect(readdirSync(node.state)).toEqual([]);
+    expect(readdirSync(demo.node.interposer)).toEqual([]);
+    expect(readdirSync(demo.node.state)).toEqual([]);
     expect(readdirSync(DEVICE_PLUGIN_DIR).filter((f) => f.startsWith('emuv'))).toEqual([]);
     const mwc = await kube.get('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations');
     expect((mwc.items as Json[]).map((x) => x.metadata.name).filter((x) => x.startsWith('emuv'))).toEqual([]);

@@ -3,32 +3,17 @@
 //   `helm lint --strict` and render with `helm template`.
 // - A throwaway chart written here proves the CLI itself: lint --strict passes on a good chart and fails on
 //   a broken one, template renders values, and install/uninstall work against the real test cluster.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { Kube, KubeError, loadCluster, readVersions, waitFor, type Json } from './harness.ts';
+import { helm as helmOn, Kube, KubeError, loadCluster, readVersions, REPO_ROOT, waitFor, type Json } from '../../localcluster/index.ts';
 
 const info = loadCluster();
-const helmBin = path.join(info.bin.helm, 'helm');
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const helmHome = mkdtempSync(path.join(os.tmpdir(), 'emuv-helm-home-'));
-
-function helm(args: string[]) {
-  const r = spawnSync(helmBin, args, {
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      KUBECONFIG: info.kubeconfig,
-      HELM_CACHE_HOME: path.join(helmHome, 'cache'),
-      HELM_CONFIG_HOME: path.join(helmHome, 'config'),
-      HELM_DATA_HOME: path.join(helmHome, 'data'),
-    },
-  });
-  return { status: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
-}
+/** The pinned helm against the cluster, with a helm home of this file's own. */
+const helm = (args: string[]) => helmOn(info, args, helmHome);
 
 function writeChart(dir: string, template: string) {
   mkdirSync(path.join(dir, 'templates'), { recursive: true });
@@ -51,9 +36,9 @@ data:
   slots: {{ .Values.slots | quote }}
 `;
 
-const charts = existsSync(path.join(repoRoot, 'helm'))
-  ? readdirSync(path.join(repoRoot, 'helm'))
-      .filter((d) => existsSync(path.join(repoRoot, 'helm', d, 'Chart.yaml')))
+const charts = existsSync(path.join(REPO_ROOT, 'helm'))
+  ? readdirSync(path.join(REPO_ROOT, 'helm'))
+      .filter((d) => existsSync(path.join(REPO_ROOT, 'helm', d, 'Chart.yaml')))
       .map((d) => path.join('helm', d))
   : [];
 
@@ -126,14 +111,14 @@ describe('helm CLI', () => {
 
   for (const chart of charts) {
     it(`${chart}: helm lint --strict, helm template, and the real apiserver accepts every object (dry run)`, async () => {
-      const lint = helm(['lint', '--strict', path.join(repoRoot, chart)]);
+      const lint = helm(['lint', '--strict', path.join(REPO_ROOT, chart)]);
       expect(lint.status, lint.out).toBe(0);
       const ns = 'emuv-chart-dryrun';
       await kube.ensureNamespace(ns);
       const tpl = helm([
         'template',
         'emuv',
-        path.join(repoRoot, chart),
+        path.join(REPO_ROOT, chart),
         '--namespace',
         ns,
         '--include-crds',
@@ -182,7 +167,7 @@ describe('deploy/ is the chart rendered', () => {
     const r = helm([
       'template',
       'emuv',
-      path.join(repoRoot, 'helm/emuv'),
+      path.join(REPO_ROOT, 'helm/emuv'),
       '--namespace',
       'emuv-system',
       '--kube-version',
@@ -195,7 +180,7 @@ describe('deploy/ is the chart rendered', () => {
       .filter(Boolean);
   };
   const committed = (file: string) =>
-    YAML.parseAllDocuments(readFileSync(path.join(repoRoot, file), 'utf8'))
+    YAML.parseAllDocuments(readFileSync(path.join(REPO_ROOT, file), 'utf8'))
       .map((d) => d.toJS())
       .filter(Boolean);
 
@@ -217,9 +202,9 @@ describe('deploy/ is the chart rendered', () => {
   });
 
   it('the chart carries the same CRDs as deploy/crds', () => {
-    for (const f of readdirSync(path.join(repoRoot, 'deploy/crds')))
-      expect(readFileSync(path.join(repoRoot, 'helm/emuv/crds', f), 'utf8'), f).toBe(
-        readFileSync(path.join(repoRoot, 'deploy/crds', f), 'utf8'),
+    for (const f of readdirSync(path.join(REPO_ROOT, 'deploy/crds')))
+      expect(readFileSync(path.join(REPO_ROOT, 'helm/emuv/crds', f), 'utf8'), f).toBe(
+        readFileSync(path.join(REPO_ROOT, 'deploy/crds', f), 'utf8'),
       );
   });
 });

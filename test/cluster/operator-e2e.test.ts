@@ -1,4 +1,4 @@
-// Issue 5, "done when", on the harness cluster with the agent and the operator running as host processes:
+// Issue 5, "done when", on the local cluster with the agent and the operator running as host processes:
 // create an EmuvPolicy, create a pod asking for emuv.io/vram-virtual: 28Gi, and watch it scheduled by
 // bytes, mutated by the webhook, allocated by the device plugin and running with its limit in its
 // environment. A second 28Gi pod no longer fits the node's bytes and stays Pending.
@@ -14,10 +14,9 @@ import { ENV } from '../../common/contracts/interposer.ts';
 import { issueCertificate, type KeyPairPem } from '../../operator/webhook/x509.ts';
 import { connect as tlsConnect } from 'node:tls';
 import { clearNodeResource, GiB, startAgent, type RunningAgent } from './agent.ts';
-import { HOST_IP, Kube, KubeError, loadCluster, waitFor, type Json } from './harness.ts';
+import { HOST_IP, Kube, KubeError, loadCluster, NODE_BIN, REPO_ROOT, waitFor, type Json } from '../../localcluster/index.ts';
 import { parseProbeLog, probePod } from './pods.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const NS = 'emuv-e2e';
 const OPERATOR_NS = 'emuv-system';
 const WEBHOOK_PORT = 19443;
@@ -43,9 +42,9 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
   const startOperator = (): ChildProcess => {
     const log = openSync(path.join(info.paths.logDir, 'operator-e2e.log'), 'a');
     const child = spawn(
-      path.join(repoRoot, 'node_modules/.bin/node'),
+      NODE_BIN,
       [
-        path.join(repoRoot, 'operator/main.ts'),
+        path.join(REPO_ROOT, 'operator/main.ts'),
         `--kubeconfig=${info.kubeconfig}`,
         `--namespace=${OPERATOR_NS}`,
         `--webhook-port=${WEBHOOK_PORT}`,
@@ -56,7 +55,7 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
         '--cert-check-interval=1s',
         '--log-level=debug',
       ],
-      { stdio: ['ignore', log, log], cwd: repoRoot },
+      { stdio: ['ignore', log, log], cwd: REPO_ROOT },
     );
     closeSync(log);
     return child;
@@ -85,7 +84,7 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     mkdirSync(dir, { recursive: true });
     // CRDs, as generated from operator/api/schema.ts.
     for (const file of ['emuv.io_emuvpolicies.yaml', 'emuv.io_emuvnodes.yaml']) {
-      const crd = parse(readFileSync(path.join(repoRoot, 'deploy/crds', file), 'utf8'));
+      const crd = parse(readFileSync(path.join(REPO_ROOT, 'deploy/crds', file), 'utf8'));
       await kube.json('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd).catch(ignore(409));
       await waitFor(`CRD ${crd.metadata.name} established`, 60_000, async () => {
         const c = await kube.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
@@ -113,7 +112,9 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
     });
     writeFileSync(path.join(dir, 'tls.crt'), leaf.certPem);
     writeFileSync(path.join(dir, 'tls.key'), leaf.keyPem, { mode: 0o600 });
-    const mwc = parseAllDocuments(readFileSync(path.join(repoRoot, 'deploy/webhook/mutatingwebhookconfiguration.yaml'), 'utf8'))[0]!.toJS();
+    const mwc = parseAllDocuments(
+      readFileSync(path.join(REPO_ROOT, 'deploy/webhook/mutatingwebhookconfiguration.yaml'), 'utf8'),
+    )[0]!.toJS();
     mwc.webhooks[0].clientConfig = {
       url: `https://${HOST_IP}:${WEBHOOK_PORT}/mutate-pods`,
       caBundle: Buffer.from(ca.certPem).toString('base64'),
@@ -310,7 +311,7 @@ describe('operator end to end: policy -> EmuvNode -> capacity; pod -> webhook ->
   it('refuses, with the admission policy, a pod that asks for emuv.io/vgpu directly', async () => {
     // The first policy of deploy/webhook/validatingadmissionpolicies.yaml and its binding (the agent's
     // own-node policy needs node-bound service-account tokens, which the host-process agent does not use).
-    const docs = parseAllDocuments(readFileSync(path.join(repoRoot, 'deploy/webhook/validatingadmissionpolicies.yaml'), 'utf8')).map((d) =>
+    const docs = parseAllDocuments(readFileSync(path.join(REPO_ROOT, 'deploy/webhook/validatingadmissionpolicies.yaml'), 'utf8')).map((d) =>
       d.toJS(),
     );
     const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy' && d.metadata.name === 'emuv-vgpu-only-via-webhook');

@@ -1,5 +1,5 @@
 // Pod manifests and helpers shared by the cluster tests.
-import { PROBE_IMAGE } from './harness.ts';
+import { PROBE_IMAGE } from '../../localcluster/index.ts';
 
 export interface ProbePodOptions {
   name: string;

@@ -1,7 +1,7 @@
 // Issue 4, group 3: the default kube-scheduler packs pods by bytes of emuv.io/vram-virtual, a node-level
 // extended resource published in the real Node's status next to what the real kubelet reports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kube, KubeError, loadCluster, waitFor, type Json } from './harness.ts';
+import { Kube, KubeError, loadCluster, waitFor, type Json } from '../../localcluster/index.ts';
 import { probePod } from './pods.ts';
 
 const NS = 'emuv-sched';

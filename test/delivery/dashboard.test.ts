@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { createAgentMetrics } from '../../plugin/metrics/definitions.ts';
-import { REPO_ROOT } from '../helpers.ts';
+import { REPO_ROOT } from '../../localcluster/repo.ts';
 
 describe('Grafana dashboard', () => {
   it('queries only metrics the agent and the operator register', async () => {

@@ -1,22 +1,19 @@
-// The cluster demo's node and workload pod (test/cluster/emuv-demo.ts), for both kinds of machine. The
+// The cluster demo's node and workload pod (localcluster/gpu-node.ts, emuv-demo.ts), for both kinds of machine. The
 // simulated kind runs in delivery-e2e.test.ts; a machine with a GPU is stood in for here by the simulated
 // driver's libraries in the place of the host's (what differs is only where things come from).
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { demoPod, prepareGpuNode } from '../cluster/emuv-demo.ts';
-import type { ClusterInfo } from '../cluster/harness.ts';
-import { REPO_ROOT, tempDir } from '../helpers.ts';
+import { demoPod, prepareGpuNode, REPO_ROOT, tempDir } from '../../localcluster/index.ts';
 
 const sim = join(REPO_ROOT, 'native/build/sim');
 const hostLike = { libcuda: join(sim, 'libcuda.so.1'), libnvml: join(sim, 'libnvidia-ml.so.1') };
 const tmp = tempDir('emuv-demo-node-');
 afterAll(() => tmp.cleanup());
-const info = { paths: { runDir: tmp.path } } as ClusterInfo;
 
 describe('the demo node', () => {
   it('without a GPU: the fixture GeForce under the run directory, 8 GiB given to the agent, the simulated card in the pod', () => {
-    const node = prepareGpuNode(info, null);
+    const node = prepareGpuNode(tmp.path, null);
     expect(node.sys.startsWith(tmp.path)).toBe(true);
     expect(existsSync(join(node.sys, 'bus/pci/devices'))).toBe(true);
     expect(node.gpuMemory).toEqual(['0000:01:00.0=8Gi']);
@@ -32,7 +29,7 @@ describe('the demo node', () => {
     process.env.EMUV_SIM_VRAM = '12Gi';
     process.env.EMUV_SIM_PCI_BUS_ID = '0000:41:00.0';
     try {
-      const node = prepareGpuNode(info, hostLike);
+      const node = prepareGpuNode(tmp.path, hostLike);
       expect([node.sys, node.proc, node.dev]).toEqual(['/sys', '/proc', '/dev']);
       expect(node.gpuMemory).toEqual([`0000:41:00.0=${12 * 2 ** 30}`]);
       const spec = demoPod(node).spec;

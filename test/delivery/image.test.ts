@@ -1,10 +1,9 @@
-// The harness builds the emuv image by replaying the Dockerfile's runtime stage (no container engine
+// The local cluster's image builder makes the emuv image by replaying the Dockerfile's runtime stage (no container engine
 // here). These tests pin what it reads from the real Dockerfile and that it refuses what it cannot replay.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseRuntimeStage } from '../cluster/images/emuv-image.ts';
-import { REPO_ROOT } from '../helpers.ts';
+import { parseRuntimeStage, REPO_ROOT } from '../../localcluster/index.ts';
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -37,7 +36,7 @@ describe('the Dockerfile runtime stage', () => {
     expect(dockerfile).toMatch(/^COPY operator\/ operator\/$/m);
   });
 
-  it('refuses a runtime-stage instruction the harness cannot replay, and an ARG without default', () => {
+  it('refuses a runtime-stage instruction the builder cannot replay, and an ARG without default', () => {
     expect(() => parseRuntimeStage(`${dockerfile}\nRUN apt-get update\n`)).toThrow(/does not replay "RUN"/);
     expect(() => parseRuntimeStage('FROM x\nARG V\nLABEL a=${V}\nENTRYPOINT ["x"]\n')).toThrow(/ARG V needs a default/);
     expect(() => parseRuntimeStage('FROM x\nCOPY --chown=1 a b\nENTRYPOINT ["x"]\n')).toThrow(/unsupported COPY/);

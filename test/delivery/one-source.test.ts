@@ -8,8 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { AGENT_NODE_FLAGS } from '../../bench/agent-flags.ts';
 import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
-import { parseRuntimeStage } from '../cluster/images/emuv-image.ts';
-import { NODE_BIN, REPO_ROOT } from '../helpers.ts';
+import { NODE_BIN, parseRuntimeStage, REPO_ROOT } from '../../localcluster/index.ts';
 
 const read = (p: string) => readFileSync(join(REPO_ROOT, p), 'utf8');
 
@@ -31,7 +30,9 @@ describe('delivery files agree', () => {
     expect(dockerfile).toContain('COPY --from=js /src/dist/ dist/');
     expect(dockerfile).toContain('node_modules/koffi/');
     expect(dockerfile).toContain('COPY --from=native /src/native/build/lib/ native/build/lib/');
-    expect(read('helm/emuv/templates/agent-daemonset.yaml')).toContain('{ name: EMUV_INTERPOSER_SOURCE, value: /app/native/build/lib }');
+    expect(read('helm/emuv/templates/agent-daemonset.yaml')).toContain(
+      '{ name: EMUV_AGENT_INTERPOSER_SOURCE, value: /app/native/build/lib }',
+    );
     expect(Object.values(LIBRARY_FILES)).toEqual(['libemuv-cuda.so', 'libemuv-nvml.so']);
   });
 

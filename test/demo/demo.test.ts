@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NODE_BIN, REPO_ROOT } from '../helpers.ts';
+import { NODE_BIN, REPO_ROOT } from '../../localcluster/index.ts';
 
 function runDemo(): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {

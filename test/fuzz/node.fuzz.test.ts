@@ -16,7 +16,7 @@ import { MAX_HOST_MEMORY_BYTES, parseMemTotal, parseNvidiaInformation } from '..
 import { mergeCopies, parseStats, readStatsFile, STATS_V1, StatsFormatError } from '../../plugin/stats/stats-reader.ts';
 import { parseInnermostPid, parseProcStatStartTime } from '../../plugin/usage/liveness.ts';
 import { usageFromSnapshot } from '../../plugin/usage/collector.ts';
-import { REPO_ROOT, tempDir } from '../helpers.ts';
+import { REPO_ROOT, tempDir } from '../../localcluster/repo.ts';
 import { corpus, fuzz } from './fuzz.ts';
 import { readFileSync } from 'node:fs';
 

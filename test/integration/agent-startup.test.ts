@@ -14,8 +14,9 @@ import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import type { NodeApi } from '../../plugin/agent/node-status.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import type { PodResourcesSource } from '../../plugin/usage/pod-resources.ts';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, tempDir, waitUntil } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags, waitUntil } from '../helpers.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 let kubelet: StandInKubelet | null;

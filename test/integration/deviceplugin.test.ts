@@ -10,8 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nopLogger } from '../../common/log.ts';
 import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, tempDir } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags } from '../helpers.ts';
 
 let tmp: ReturnType<typeof tempDir>;
 let kubelet: StandInKubelet;

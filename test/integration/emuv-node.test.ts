@@ -11,8 +11,9 @@ import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { createEmuvNodeApi, createNodeApi, loadKubeConfig } from '../../plugin/agent/kube-node-api.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import { AgentApiServer } from '../fakes/agent-apiserver.ts';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, tempDir, waitUntil } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags, waitUntil } from '../helpers.ts';
 
 const GiB = 2 ** 30;
 let tmp: ReturnType<typeof tempDir>;

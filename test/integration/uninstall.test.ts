@@ -13,8 +13,9 @@ import { startAgent } from '../../plugin/agent/agent.ts';
 import { createEmuvNodeApi, createNodeApi, createUninstallApi, loadKubeConfig } from '../../plugin/agent/kube-node-api.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import { AgentApiServer } from '../fakes/agent-apiserver.ts';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir, waitUntil } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags, waitUntil } from '../helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
 const OWNER = 'emuv-system/emuv-agent';

@@ -10,8 +10,9 @@ import { nopLogger } from '../../common/log.ts';
 import { startAgent, type AgentHandle } from '../../plugin/agent/agent.ts';
 import { parsePluginConfig } from '../../plugin/config.ts';
 import type { StatusDocument } from '../../plugin/usage/status.ts';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { agentFlags, copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { copyNodeFixture, REPO_ROOT, runEmuv, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags } from '../helpers.ts';
 
 const GOLDEN = join(REPO_ROOT, 'test', 'fixtures', 'stats', 'golden-v1.bin');
 const Mi = 2 ** 20;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LOADER_OPTIONS, PROTO_FILE } from '../../protos/deviceplugin.ts';
-import { NODE_BIN, REPO_ROOT, tempDir } from '../helpers.ts';
+import { NODE_BIN, REPO_ROOT, tempDir } from '../../localcluster/repo.ts';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());

@@ -21,9 +21,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { REPO_ROOT } from '../repo.ts';
 import { buildOciArchive } from './oci-archive.ts';
 
-const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const EMUV_IMAGE_REPOSITORY = 'emuv.local/emuv';
 export const EMUV_IMAGE_TAG = 'dev';
 export const EMUV_IMAGE = `${EMUV_IMAGE_REPOSITORY}:${EMUV_IMAGE_TAG}`;
@@ -164,19 +164,19 @@ function freshRootfs(dir: string): string {
 
 /** Builds what the images are made of: the JavaScript bundle and the native libraries. */
 export function buildOutputs(nodeBin: string): void {
-  execFileSync(nodeBin, [path.join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot, stdio: 'pipe' });
-  execFileSync('make', ['-C', path.join(repoRoot, 'native'), '-s', 'all'], { stdio: 'pipe' });
+  execFileSync(nodeBin, [path.join(REPO_ROOT, 'scripts/build.mjs')], { cwd: REPO_ROOT, stdio: 'pipe' });
+  execFileSync('make', ['-C', path.join(REPO_ROOT, 'native'), '-s', 'all'], { stdio: 'pipe' });
 }
 
 /** The emuv image (the Dockerfile's runtime stage) as an OCI archive in `dir`. */
 export function buildEmuvImage(dir: string, nodeBin: string): string {
-  const stage = parseRuntimeStage(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
+  const stage = parseRuntimeStage(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'));
   const rootfs = freshRootfs(path.join(dir, 'emuv-rootfs'));
   // The base image's Node runtime.
   copyWithLibraries(nodeBin, rootfs, '/usr/local/bin/node');
   for (const c of stage.copies) {
     const local = c.from ? c.src.replace(/^\/src\//, '') : c.src;
-    const src = path.join(repoRoot, local);
+    const src = path.join(REPO_ROOT, local);
     if (!existsSync(src)) throw new Error(`the Dockerfile copies ${c.src}, but ${src} is missing: run npm run build and make -C native`);
     // Docker: a directory's contents go to dest; a file goes into dest when dest ends in a slash.
     const dest = path.join(rootfs, !statSync(src).isDirectory() && c.intoDir ? path.join(c.dest, path.basename(local)) : c.dest);
@@ -209,7 +209,7 @@ export function buildEmuvImage(dir: string, nodeBin: string): string {
  */
 export function buildWorkloadImage(dir: string, realLibcuda?: string): string {
   const rootfs = freshRootfs(path.join(dir, 'workload-rootfs'));
-  const build = path.join(repoRoot, 'native/build');
+  const build = path.join(REPO_ROOT, 'native/build');
   copyWithLibraries(path.join(build, 'examples/vram-demo'), rootfs, '/vram-demo');
   for (const lib of ['libcuda.so.1', 'libnvidia-ml.so.1'])
     copyWithLibraries(path.join(build, 'sim', lib), rootfs, path.join(DRIVER_LIB_DIR, lib));

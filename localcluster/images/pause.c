@@ -1,6 +1,6 @@
 /* emuv test pause: the sandbox ("infra") process of every pod in the test cluster.
  * Holds the pod's namespaces open, reaps orphaned children, exits 0 on SIGINT/SIGTERM.
- * Built with gcc -static by the harness and packed as registry.k8s.io/pause:3.10. */
+ * Built with gcc -static by node-images.ts and packed as registry.k8s.io/pause:3.10. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs the host packages the real-cluster test layer needs (Debian 12/13, root). Idempotent: packages
+# Installs the host packages the local cluster (and so the real-cluster test layer) needs (Debian 12/13, root). Idempotent: packages
 # already installed are not touched and apt is not contacted at all when nothing is missing.
-#   containerd, runc            the container runtime the kubelet talks to (CRI), started by the harness
+#   containerd, runc            the container runtime the kubelet talks to (CRI), started by lifecycle.ts
 #   containernetworking-plugins bridge/host-local/loopback/portmap CNI plugins (/usr/lib/cni)
 #   iproute2                    ip netns / ip link for the cluster's network namespace
 #   iptables                    used by the CNI bridge plugin (ipMasq, portmap) and by the kubelet
 #   conntrack                   used by the CNI plugins on teardown
 #   openssl                     certificates and keys for the control plane
 #   gcc, libc6-dev              the static pause and test-image programs (gcc -static)
-# Containerd's own service is never enabled or started: the harness runs it with its own config and dirs.
+# Containerd's own service is never enabled or started: the local cluster runs it with its own config and dirs.
 set -euo pipefail
 
 pkgs=(containerd runc containernetworking-plugins iproute2 iptables conntrack openssl gcc libc6-dev
@@ -41,7 +41,7 @@ else
 fi
 
 # Kernel features the kubelet and the CNI bridge rely on. Best effort: in a container or VM without
-# module loading these are already built in or simply unavailable, and the harness reports what fails.
+# module loading these are already built in or simply unavailable, and host.ts reports what fails.
 for m in overlay br_netfilter; do
   if [[ ! -d /sys/module/$m ]] && command -v modprobe >/dev/null; then modprobe "$m" 2>/dev/null || true; fi
 done

@@ -5,7 +5,8 @@
  * answering, then follows ListAndWatch. A restart wipes every socket in the directory (as the
  * kubelet's CleanupPluginDirectory does) and serves a new kubelet.sock.
  *
- * Used by the integration tests, the benchmark and the demo; it is test code, not product code.
+ * `npm run demo:local`'s kubelet (no cluster there), and the kubelet of the integration tests and the
+ * device-plugin benchmark. Development code: it is not in the image or the bundle.
  */
 import {
   credentials,
@@ -29,8 +30,8 @@ import {
   type ListAndWatchResponse__Output,
   type PreferredAllocationResponse__Output,
   type RegisterRequest__Output,
-} from '../../protos/deviceplugin.ts';
-import { podResourcesApi, type PodResources } from '../../protos/podresources.ts';
+} from '../protos/deviceplugin.ts';
+import { podResourcesApi, type PodResources } from '../protos/podresources.ts';
 
 export interface PluginConnection {
   request: RegisterRequest__Output;

@@ -56,7 +56,7 @@ export function buildOciArchive(image: OciImage, out: string): { manifestDigest:
         ...(image.labels ? { Labels: image.labels } : {}),
       },
       rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] },
-      history: [{ created_by: 'emuv test/cluster/images/oci-archive.ts' }],
+      history: [{ created_by: 'emuv localcluster/images/oci-archive.ts' }],
     }),
   );
   const configDigest = sha256(config);

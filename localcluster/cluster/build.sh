@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds the binaries of the real-cluster test layer from upstream Go modules (Go module proxy only):
+# Builds the binaries of the local cluster (the real-cluster test layer, `npm run demo`, the chart tests' helm)
+# from upstream Go modules (Go module proxy only):
 #   kube-apiserver, kube-scheduler, kube-controller-manager, kubelet, kubectl  (k8s.io/kubernetes)
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   helm                                                              (helm.sh/helm/v3)
-# Versions come from test/cluster/build/versions.env. Binaries are cached by version under
+# Versions come from localcluster/cluster/build/versions.env. Binaries are cached by version under
 #   ${EMUV_CACHE_DIR:-$HOME/.cache/emuv}/bin/<component>-<version>/
 # and only what is missing is built. The Go module cache, the Go build cache and the generated build
 # modules live under the same cache directory, never in the repository. Safe to run twice (a lock
 # serialises concurrent runs; results are moved into place only when complete).
 #
-# Usage: test/cluster/build.sh [--print-dir]
+# Usage: localcluster/cluster/build.sh [--print-dir]
 #   --print-dir   print the binary directories (KEY=path lines) and exit 0 if all are built, 1 if not.
 set -euo pipefail
 
