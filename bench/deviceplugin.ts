@@ -1,13 +1,15 @@
 /**
  * Device plugin benchmark (issue 2 targets): Allocate latency p50/p99 over real gRPC (1,000 calls),
- * start-to-registered time, RSS after 10,000 Allocates. The agent runs as the bundled production
+ * start-to-registered time, RSS after 10,000 Allocates, and how fast the agent reacts: kubelet restart to
+ * re-registered, a GPU's device node vanishing to its slots Unhealthy and back (the integration tests only
+ * check that these happen; the times are measured here). The agent runs as the bundled production
  * command (dist/emuv.mjs, `npm run build` first) in its own process; the stand-in kubelet runs here.
  * Baseline in the same run: a no-op grpc-js plugin answering the same-sized response.
  * Writes bench/results/deviceplugin.json. Usage: node bench/deviceplugin.ts
  */
 import { credentials } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
@@ -21,6 +23,7 @@ import { AGENT_NODE_FLAGS } from './agent-flags.ts';
 const LATENCY_CALLS = 1000;
 const RSS_CALLS = 10_000;
 const START_RUNS = 5;
+const REACT_RUNS = 5;
 
 const tmp = tempDir('emuv-bench-');
 const roots = copyNodeFixture('one-gpu', join(tmp.path, 'node'));
@@ -87,7 +90,40 @@ async function main() {
     await stopAgent(a);
   }
 
-  // 2. Allocate latency, then RSS after 10,000 Allocates: standalone (no Kubernetes client) and
+  // 2. Reactions, one agent: kubelet restart -> registered again with all slots; /dev/nvidia0 removed ->
+  // every slot Unhealthy; restored -> Healthy.
+  const reregister: number[] = [];
+  const unhealthy: number[] = [];
+  const healthy: number[] = [];
+  {
+    const a = await runAgent('react', ['--node-status=off']);
+    const k = a.kubelet;
+    const since = async (t0: bigint, done: () => boolean, what: string) => {
+      await k.waitFor(done, 15_000, what);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const allAre = (h: string) => () => k.devices.length === 16 && k.devices.every((d) => d.health === h);
+    for (let i = 0; i < REACT_RUNS; i++) {
+      const n = k.registrations.length;
+      const t0 = process.hrtime.bigint();
+      await k.restart();
+      reregister.push(await since(t0, () => k.registrations.length === n + 1 && k.devices.length === 16, 're-registration'));
+      const dev0 = join(roots.dev, 'nvidia0');
+      const t1 = process.hrtime.bigint();
+      rmSync(dev0);
+      unhealthy.push(await since(t1, allAre('Unhealthy'), 'slots unhealthy'));
+      const t2 = process.hrtime.bigint();
+      writeFileSync(dev0, '');
+      healthy.push(await since(t2, allAre('Healthy'), 'slots healthy'));
+    }
+    await stopAgent(a);
+  }
+  const stat = (xs: number[]) => {
+    const sorted = [...xs].sort((x, y) => x - y);
+    return { runs: xs.map((x) => Math.round(x)), median: Math.round(percentile(sorted, 50)), max: Math.round(sorted.at(-1)!) };
+  };
+
+  // 3. Allocate latency, then RSS after 10,000 Allocates: standalone (no Kubernetes client) and
   // with node status on (client loaded, a fake apiserver answering), with production V8 flags and
   // with Node's defaults.
   const api = new AgentApiServer('bench-node');
@@ -158,6 +194,9 @@ async function main() {
       meetsTarget: rss.productionFlags!.nodeStatusOn! <= 80 && rss.productionFlags!.nodeStatusOff! <= 80,
     },
     nodeStatusPatchedDuringRun: statusPatched,
+    kubeletRestartToReregisteredMs: stat(reregister),
+    deviceNodeGoneToUnhealthyMs: stat(unhealthy),
+    deviceNodeBackToHealthyMs: stat(healthy),
   };
   mkdirSync(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(REPO_ROOT, 'bench', 'results', 'deviceplugin.json'), `${JSON.stringify(result, null, 2)}\n`);
