@@ -1,45 +1,113 @@
 /**
- * Operator configuration: flags with environment equivalents (`--webhook-port` <-> `EMUV_WEBHOOK_PORT`;
- * a flag wins). Pure: main.ts passes argv and env in. Errors name the flag and what it accepts.
+ * Operator configuration: its flag table (common/flags.ts) and its typed result. Every flag `--some-flag`
+ * has the variable `EMUV_OPERATOR_SOME_FLAG` (a flag wins); the namespace and identity fall back to the
+ * downward API's POD_NAMESPACE and POD_NAME, the kubeconfig to KUBECONFIG. Pure: main.ts passes argv and
+ * the environment in. Errors name the flag or variable and what it accepts.
  */
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/errors.ts';
-import { LOG_LEVELS } from '../common/log.ts';
-import type { LogLevel } from '../common/log.ts';
+import {
+  defineCommand,
+  duration,
+  int,
+  kubeconfigFlag,
+  kubeconfigRef,
+  onOff,
+  oneOf,
+  optionalText,
+  parseFlags,
+  path,
+  usage as renderUsage,
+  type KubeconfigRef,
+} from '../common/flags.ts';
+import { LOG_LEVELS, type LogLevel } from '../common/log.ts';
 import { DEFAULT_NAMESPACE, LEADER_LEASE, WEBHOOK_CONFIGURATION, WEBHOOK_SECRET, WEBHOOK_SERVICE } from './names.ts';
 
-const FLAGS = {
-  namespace: { default: '', help: 'namespace of the operator (default: POD_NAMESPACE, else emuv-system)' },
-  identity: { default: '', help: 'leader-election identity (default: POD_NAME, else the host name)' },
-  kubeconfig: { default: '', help: 'kubeconfig file (default: in-cluster configuration)' },
-  controller: { default: 'on', help: 'on: run the EmuvPolicy controller (leader-elected); off: webhook only' },
-  webhook: { default: 'on', help: 'on: serve the pod admission webhook; off: controller only' },
-  'leader-elect': { default: 'on', help: 'on: one active controller through a Lease; off: always lead (one replica only)' },
-  'lease-name': { default: LEADER_LEASE, help: 'name of the leader-election Lease' },
-  // Reconciles wait on the apiserver, not the CPU: 8 in flight converge 1,000 nodes x 20 policies in 6.5 s
-  // against a real apiserver on 2 cores, where 2 took 10.3 s (docs/benchmarks.md).
-  workers: { default: '8', help: 'concurrent reconciles (1-32)' },
-  'webhook-port': { default: '9443', help: 'HTTPS port of /mutate-pods' },
-  'metrics-port': { default: '8080', help: 'HTTP port of /metrics, /healthz, /readyz (0: off)' },
-  'cert-mode': {
-    default: 'self',
-    help: 'self: the operator manages a CA and certificate in a Secret; provided: read --tls-cert-file/--tls-key-file',
-  },
-  'tls-cert-file': { default: '', help: 'serving certificate (PEM), cert-mode provided' },
-  'tls-key-file': { default: '', help: 'serving key (PEM), cert-mode provided' },
-  'webhook-service': { default: WEBHOOK_SERVICE, help: 'Service in front of the webhook (certificate names)' },
-  'webhook-configuration': { default: WEBHOOK_CONFIGURATION, help: 'MutatingWebhookConfiguration whose caBundle is kept current' },
-  'webhook-secret': { default: WEBHOOK_SECRET, help: 'Secret holding the self-managed CA and certificate' },
-  'cert-check-interval': { default: '1h', help: 'how often certificates are checked for rotation (e.g. 30m, 1h)' },
-  'log-level': { default: 'info', help: 'debug, info, warn or error' },
-} as const;
+/**
+ * The operator's own prefix: `EMUV_*` is the interposer's contract (common/contracts/interposer.ts), and the
+ * `emuv` commands read `EMUV_AGENT_*`; test/contract/env-prefixes.test.ts keeps the three apart.
+ */
+export const OPERATOR_ENV_PREFIX = 'EMUV_OPERATOR_';
 
-type FlagName = keyof typeof FLAGS;
+const name = (what: string) => path(`<${what}>`);
+
+export const OPERATOR_COMMAND = defineCommand({
+  command: 'emuv-operator',
+  envPrefix: OPERATOR_ENV_PREFIX,
+  flags: {
+    namespace: {
+      type: name('namespace'),
+      default: DEFAULT_NAMESPACE,
+      fallbackEnv: ['POD_NAMESPACE'],
+      help: 'namespace of the operator (its Lease and certificate Secret)',
+    },
+    identity: {
+      type: optionalText('<name>'),
+      default: '',
+      defaultText: 'the host name',
+      fallbackEnv: ['POD_NAME'],
+      help: 'leader-election identity',
+    },
+    kubeconfig: kubeconfigFlag,
+    controller: {
+      type: onOff,
+      default: 'on',
+      help: 'on: run the EmuvPolicy controller (leader-elected); off: webhook only',
+      doc: '`on`: run the EmuvPolicy controller (leader-elected); `off`: webhook only',
+    },
+    webhook: {
+      type: onOff,
+      default: 'on',
+      help: 'on: serve the pod admission webhook; off: controller only',
+      doc: '`on`: serve the pod admission webhook; `off`: controller only',
+    },
+    'leader-elect': {
+      type: onOff,
+      default: 'on',
+      help: 'on: one active controller through a Lease; off: always lead (one replica only)',
+      doc: '`on`: one active controller through a Lease; `off`: always lead (one replica only)',
+    },
+    'lease-name': { type: name('name'), default: LEADER_LEASE, help: 'name of the leader-election Lease' },
+    // Reconciles wait on the apiserver, not the CPU: 8 in flight converge 1,000 nodes x 20 policies in 6.5 s
+    // against a real apiserver on 2 cores, where 2 took 10.3 s (docs/benchmarks.md).
+    workers: { type: int(1, 32), default: '8', help: 'concurrent reconciles' },
+    'webhook-port': { type: int(1, 65535), default: '9443', help: 'HTTPS port of /mutate-pods', doc: 'HTTPS port of `/mutate-pods`' },
+    'metrics-port': {
+      type: int(0, 65535),
+      default: '8080',
+      help: 'HTTP port of /metrics, /healthz, /readyz (0: off)',
+      doc: 'HTTP port of `/metrics`, `/healthz`, `/readyz` (`0`: off)',
+    },
+    'cert-mode': {
+      type: oneOf(['self', 'provided']),
+      default: 'self',
+      help: 'self: the operator manages a CA and certificate in a Secret; provided: read --tls-cert-file and --tls-key-file',
+      doc: '`self`: the operator manages a CA and certificate in a Secret; `provided`: read `--tls-cert-file` and `--tls-key-file` ([Certificates](#certificates))',
+    },
+    'tls-cert-file': { type: optionalText('<path>'), default: '', help: 'serving certificate (PEM), with --cert-mode provided' },
+    'tls-key-file': { type: optionalText('<path>'), default: '', help: 'serving key (PEM), with --cert-mode provided' },
+    'webhook-service': { type: name('name'), default: WEBHOOK_SERVICE, help: 'Service in front of the webhook (certificate names)' },
+    'webhook-configuration': {
+      type: name('name'),
+      default: WEBHOOK_CONFIGURATION,
+      help: 'MutatingWebhookConfiguration whose caBundle is kept current',
+    },
+    'webhook-secret': { type: name('name'), default: WEBHOOK_SECRET, help: 'Secret holding the self-managed CA and certificate' },
+    'cert-check-interval': { type: duration, default: '1h', help: 'how often certificates are checked for rotation' },
+    'log-level': {
+      type: oneOf(LOG_LEVELS),
+      default: 'info',
+      help: 'debug, info, warn or error; logs are JSON lines on stdout',
+      doc: '`debug`, `info`, `warn` or `error`; logs are JSON lines on stdout',
+    },
+  },
+});
+
+export type CertificateSource = { mode: 'self' } | { mode: 'provided'; certFile: string; keyFile: string };
 
 export interface OperatorConfig {
   namespace: string;
   identity: string;
-  kubeconfig: string;
+  kubeconfig: KubeconfigRef | null;
   controller: boolean;
   webhook: boolean;
   leaderElect: boolean;
@@ -47,9 +115,7 @@ export interface OperatorConfig {
   workers: number;
   webhookPort: number;
   metricsPort: number;
-  certMode: 'self' | 'provided';
-  tlsCertFile: string;
-  tlsKeyFile: string;
+  certificate: CertificateSource;
   webhookService: string;
   webhookConfiguration: string;
   webhookSecret: string;
@@ -57,78 +123,41 @@ export interface OperatorConfig {
   logLevel: LogLevel;
 }
 
-const envName = (flag: string) => `EMUV_${flag.toUpperCase().replace(/-/g, '_')}`;
-
-function onOff(flag: FlagName, v: string): boolean {
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new ConfigError(`--${flag}: expected on or off, got "${v}"`);
-}
-
-function int(flag: FlagName, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!/^[0-9]+$/.test(v) || n < min || n > max) throw new ConfigError(`--${flag}: expected an integer from ${min} to ${max}, got "${v}"`);
-  return n;
-}
-
-function duration(flag: FlagName, v: string): number {
-  const m = /^([1-9][0-9]*)(s|m|h)$/.exec(v);
-  if (!m) throw new ConfigError(`--${flag}: expected a duration like 90s, 30m or 1h, got "${v}"`);
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
-}
-
-export function parseOperatorConfig(argv: string[], env: Record<string, string | undefined>, hostname = 'emuv-operator'): OperatorConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }])),
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new ConfigError(`failed to parse flags: ${(err as Error).message}`);
+export function parseOperatorConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  hostname = 'emuv-operator',
+): OperatorConfig {
+  const { values: v, from } = parseFlags(OPERATOR_COMMAND, argv, env);
+  let certificate: CertificateSource = { mode: 'self' };
+  if (v['cert-mode'] === 'provided') {
+    const certFile = v['tls-cert-file'];
+    const keyFile = v['tls-key-file'];
+    if (!certFile || !keyFile) throw new ConfigError('--cert-mode provided needs --tls-cert-file and --tls-key-file');
+    certificate = { mode: 'provided', certFile, keyFile };
   }
-  const get = (flag: FlagName): string => {
-    const v = values[flag];
-    if (typeof v === 'string') return v;
-    return env[envName(flag)] ?? FLAGS[flag].default;
+  if (!v.controller && !v.webhook) throw new ConfigError('--controller off and --webhook off: nothing to run');
+  return {
+    namespace: v.namespace,
+    identity: v.identity ?? hostname,
+    kubeconfig: kubeconfigRef(v.kubeconfig, from.kubeconfig),
+    controller: v.controller,
+    webhook: v.webhook,
+    leaderElect: v['leader-elect'],
+    leaseName: v['lease-name'],
+    workers: v.workers,
+    webhookPort: v['webhook-port'],
+    metricsPort: v['metrics-port'],
+    certificate,
+    webhookService: v['webhook-service'],
+    webhookConfiguration: v['webhook-configuration'],
+    webhookSecret: v['webhook-secret'],
+    certCheckIntervalMs: v['cert-check-interval'],
+    logLevel: v['log-level'],
   };
-  const certMode = get('cert-mode');
-  if (certMode !== 'self' && certMode !== 'provided') throw new ConfigError(`--cert-mode: expected self or provided, got "${certMode}"`);
-  const logLevel = get('log-level');
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
-    throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  const cfg: OperatorConfig = {
-    namespace: get('namespace') || env.POD_NAMESPACE || DEFAULT_NAMESPACE,
-    identity: get('identity') || env.POD_NAME || hostname,
-    kubeconfig: get('kubeconfig') || env.KUBECONFIG || '',
-    controller: onOff('controller', get('controller')),
-    webhook: onOff('webhook', get('webhook')),
-    leaderElect: onOff('leader-elect', get('leader-elect')),
-    leaseName: get('lease-name'),
-    workers: int('workers', get('workers'), 1, 32),
-    webhookPort: int('webhook-port', get('webhook-port'), 1, 65535),
-    metricsPort: int('metrics-port', get('metrics-port'), 0, 65535),
-    certMode,
-    tlsCertFile: get('tls-cert-file'),
-    tlsKeyFile: get('tls-key-file'),
-    webhookService: get('webhook-service'),
-    webhookConfiguration: get('webhook-configuration'),
-    webhookSecret: get('webhook-secret'),
-    certCheckIntervalMs: duration('cert-check-interval', get('cert-check-interval')),
-    logLevel: logLevel as LogLevel,
-  };
-  if (cfg.certMode === 'provided' && (!cfg.tlsCertFile || !cfg.tlsKeyFile)) {
-    throw new ConfigError('--cert-mode provided needs --tls-cert-file and --tls-key-file');
-  }
-  if (!cfg.controller && !cfg.webhook) throw new ConfigError('--controller off and --webhook off: nothing to run');
-  return cfg;
 }
 
-/** Help text generated from the flag table. */
+/** The `--help` text, generated from the table. */
 export function usage(): string {
-  return Object.entries(FLAGS)
-    .map(([k, v]) => `  --${k.padEnd(24)} ${v.help} [${envName(k)}, default "${v.default}"]`)
-    .join('\n');
+  return renderUsage(OPERATOR_COMMAND);
 }

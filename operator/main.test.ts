@@ -2,7 +2,7 @@
  * The composition root end to end: operator/main.ts as a child process against a fake apiserver that
  * speaks list/watch, so the real @kubernetes/client-node informers, patches and the HTTPS webhook run.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -67,12 +67,8 @@ beforeAll(async () => {
     process.execPath,
     [
       'operator/main.ts',
-      '--kubeconfig',
-      kubeconfig,
       '--namespace',
       'emuv-system',
-      '--identity',
-      'op-0',
       '--webhook-port',
       String(webhookPort),
       '--metrics-port',
@@ -80,7 +76,13 @@ beforeAll(async () => {
       '--log-level',
       'debug',
     ],
-    { cwd: new URL('..', import.meta.url).pathname, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: new URL('..', import.meta.url).pathname,
+      // The apiserver through KUBECONFIG as kubectl reads it, the identity from the downward API's variable,
+      // and the log level's flag over the operator's own variable: the precedence of docs/operator.md.
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig, POD_NAME: 'op-0', EMUV_OPERATOR_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -114,6 +116,34 @@ function admit(reviewFile: string, caPem: string): Promise<Loose> {
     req.end(body);
   });
 }
+
+describe('operator main: flags', () => {
+  const runOperator = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, ['operator/main.ts', ...args], {
+      cwd: new URL('..', import.meta.url).pathname,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+
+  it('--help prints the flags with their variables; a bad flag or variable exits 2 naming it', () => {
+    const help = runOperator(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('[EMUV_OPERATOR_WEBHOOK_PORT]');
+    const bad = runOperator(['--workers=0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^emuv-operator: --workers 0: expected an integer from 1 to 32\n\nusage: emuv-operator/);
+    const badEnv = runOperator([], { EMUV_OPERATOR_CONTROLLER: 'yes' });
+    expect(badEnv.status).toBe(2);
+    expect(badEnv.stderr).toMatch(/^emuv-operator: EMUV_OPERATOR_CONTROLLER=yes: expected on or off/);
+  });
+
+  it('a kubeconfig that cannot be loaded: exit 1 and one line naming where it came from', () => {
+    const r = runOperator([], { KUBECONFIG: '/nonexistent/kubeconfig' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('emuv-operator: KUBECONFIG=/nonexistent/kubeconfig: cannot load: no such file or directory (ENOENT)\n');
+  });
+});
 
 describe('operator main against a fake apiserver', () => {
   it('reconciles, elects itself, manages its certificate and serves admissions', async () => {

@@ -1,17 +1,19 @@
 /**
  * Composition root of the operator: the only place that reads process.env/argv, the file system for
- * provided certificates, and installs signal handlers. Everything below is built from injected parts.
+ * provided certificates, and installs signal handlers. Composition only: informer restarts live in
+ * controller/informers.ts, certificate checks in webhook/cert-upkeep.ts, flags in config.ts.
  *
  *   every replica: informers (EmuvPolicy, Namespace) -> webhook HTTPS server (+ certificate upkeep)
  *   the leader:    informers (EmuvPolicy, Node, EmuvNode) -> work queue -> Reconciler
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer } from '@kubernetes/client-node';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { ConfigError } from '../common/errors.ts';
+import { ConfigError, errorLine, StartupError } from '../common/errors.ts';
 import { startHttpServer } from '../common/http.ts';
+import { loadKubeConfig } from '../common/kube/config.ts';
 import { createLogger, errFields } from '../common/log.ts';
 import type { Logger } from '../common/log.ts';
 import { GROUP, PLURAL_NODE, PLURAL_POLICY, VERSION } from './api/schema.ts';
@@ -22,6 +24,7 @@ import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import type { StartableInformer } from './controller/controller.ts';
 import { ApiEventRecorder } from './controller/events.ts';
+import { resilientInformer, type ResilientInformer } from './controller/informers.ts';
 import { LeaderElector } from './controller/leader.ts';
 import { WorkQueue } from './controller/queue.ts';
 import { Reconciler } from './controller/reconcile.ts';
@@ -30,6 +33,7 @@ import { KubeClient } from './kube/client.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { handleMutatePods } from './webhook/admission.ts';
+import { startCertUpkeep } from './webhook/cert-upkeep.ts';
 import { CertManager, loadProvidedCertificate } from './webhook/certs.ts';
 import { mutatePod } from './webhook/mutate-pod.ts';
 import { CachedPolicySource } from './webhook/policy-source.ts';
@@ -37,42 +41,11 @@ import type { NamespaceLike } from './webhook/policy-source.ts';
 import { WebhookServer } from './webhook/server.ts';
 import { X509Certificate } from 'node:crypto';
 
-/** How often a missing MutatingWebhookConfiguration is looked for again (self-managed certificates). */
-const CA_BUNDLE_RETRY_MS = 5000;
+type CachedInformer<T> = ResilientInformer<T> & StartableInformer;
 
-type CachedInformer<T> = StartableInformer & { list(): ReadonlyArray<T>; get(name: string): T | undefined };
-
-/** An informer that restarts itself 5 s after a watch error (client-node informers do not). */
-function resilient<T extends KubernetesObject>(
-  kc: KubeConfig,
-  path: string,
-  list: () => Promise<{ items: T[] }>,
-  log: Logger,
-): CachedInformer<T> & { synced: () => boolean } {
-  const inf = makeInformer<T>(kc, path, list as never);
-  let synced = false;
-  let stopped = false;
-  inf.on('error', (err: unknown) => {
-    // Stopping aborts the watch, which the informer reports as an error: expected, not worth a line.
-    if (stopped) return;
-    log.warn('informer failed; restarting in 5s', { path, ...errFields(err) });
-    setTimeout(() => {
-      if (!stopped) start().catch((e: unknown) => log.error('informer restart failed', { path, ...errFields(e) }));
-    }, 5000).unref();
-  });
-  const start = inf.start.bind(inf);
-  const stop = inf.stop.bind(inf);
-  return Object.assign(inf as unknown as CachedInformer<T>, {
-    start: async () => {
-      await start();
-      synced = true;
-    },
-    stop: async () => {
-      stopped = true;
-      await stop();
-    },
-    synced: () => synced,
-  });
+/** A client-node informer of `path`, restarted after watch errors (controller/informers.ts). */
+function informer<T extends KubernetesObject>(kc: KubeConfig, path: string, list: () => Promise<{ items: T[] }>, log: Logger) {
+  return resilientInformer(makeInformer<T>(kc, path, list as never), { what: path, log, timer: systemClock }) as CachedInformer<T>;
 }
 
 async function startWebhook(
@@ -91,16 +64,17 @@ async function startWebhook(
     },
     log: log.child({ part: 'certs' }),
   });
-  const loadTls = async () => {
+  const { certificate } = cfg;
+  const load = async () => {
     const tls =
-      cfg.certMode === 'self'
+      certificate.mode === 'self'
         ? await certs.ensure()
-        : loadProvidedCertificate(readFileSync(cfg.tlsCertFile, 'utf8'), readFileSync(cfg.tlsKeyFile, 'utf8'), Date.now());
+        : loadProvidedCertificate(readFileSync(certificate.certFile, 'utf8'), readFileSync(certificate.keyFile, 'utf8'), Date.now());
     metrics.certExpirySeconds.set(Date.parse(new X509Certificate(tls.certPem).validTo) / 1000);
     return tls;
   };
   const server = new WebhookServer({
-    tls: await loadTls(),
+    tls: await load(),
     handle: (body) => handleMutatePods(body, deps.source, mutatePod),
     ready: deps.ready,
     metrics: {
@@ -112,45 +86,38 @@ async function startWebhook(
     logger: log.child({ part: 'webhook' }),
   });
   await server.start(cfg.webhookPort);
-  log.info('webhook listening', { port: cfg.webhookPort, certMode: cfg.certMode });
-  const timer = setInterval(() => {
-    loadTls().then(
-      (tls) => server.updateCertificate(tls),
-      (err: unknown) => log.error('certificate check failed', errFields(err)),
-    );
-  }, cfg.certCheckIntervalMs);
-  timer.unref();
-  // Until the webhook configuration exists to hold our CA, look for it every few seconds.
-  const pending = setInterval(() => {
-    if (cfg.certMode === 'self' && certs.caBundlePending)
-      loadTls().then(
-        (tls) => server.updateCertificate(tls),
-        (err: unknown) => log.error('certificate check failed', errFields(err)),
-      );
-  }, CA_BUNDLE_RETRY_MS);
-  pending.unref();
+  log.info('webhook listening', { port: cfg.webhookPort, certMode: certificate.mode });
+  const upkeep = startCertUpkeep({
+    load,
+    apply: (tls) => server.updateCertificate(tls),
+    checkIntervalMs: cfg.certCheckIntervalMs,
+    caBundlePending: () => certificate.mode === 'self' && certs.caBundlePending,
+    log: log.child({ part: 'certs' }),
+  });
   return async () => {
-    clearInterval(timer);
-    clearInterval(pending);
+    await upkeep.stop();
     await server.stop();
   };
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${usage()}\n`);
+    process.exit(0);
+  }
   let cfg: OperatorConfig;
   try {
-    cfg = parseOperatorConfig(process.argv.slice(2), process.env, hostname());
+    cfg = parseOperatorConfig(argv, process.env, hostname());
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`emuv-operator: ${err.message}\n\nflags:\n${usage()}\n`);
+      process.stderr.write(`emuv-operator: ${err.message}\n\n${usage()}\n`);
       process.exit(2);
     }
     throw err;
   }
   const log = createLogger({ level: cfg.logLevel, component: 'operator' });
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
-  else kc.loadFromCluster();
+  const kc = loadKubeConfig(cfg.kubeconfig?.path ?? null, cfg.kubeconfig?.from);
   const client = new KubeClient(kc);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
@@ -158,7 +125,7 @@ async function main(): Promise<void> {
   collectDefaultMetrics({ register: registry });
   const metrics = createOperatorMetrics(registry);
 
-  const policies = resilient<KubernetesObject>(
+  const policies = informer<KubernetesObject>(
     kc,
     `/apis/${GROUP}/${VERSION}/${PLURAL_POLICY}`,
     () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_POLICY }),
@@ -168,7 +135,7 @@ async function main(): Promise<void> {
   let webhookReady = () => !cfg.webhook;
 
   if (cfg.webhook) {
-    const namespaces = resilient<KubernetesObject>(kc, '/api/v1/namespaces', () => core.listNamespace(), log);
+    const namespaces = informer<KubernetesObject>(kc, '/api/v1/namespaces', () => core.listNamespace(), log);
     await Promise.all([policies.start(), namespaces.start()]);
     const source = new CachedPolicySource({ policies, namespaces: namespaces as unknown as CachedInformer<NamespaceLike> });
     webhookReady = () => policies.synced() && namespaces.synced();
@@ -177,8 +144,8 @@ async function main(): Promise<void> {
   }
 
   if (cfg.controller) {
-    const nodes = resilient<KubernetesObject>(kc, '/api/v1/nodes', () => core.listNode(), log);
-    const emuvNodes = resilient<KubernetesObject>(
+    const nodes = informer<KubernetesObject>(kc, '/api/v1/nodes', () => core.listNode(), log);
+    const emuvNodes = informer<KubernetesObject>(
       kc,
       `/apis/${GROUP}/${VERSION}/${PLURAL_NODE}`,
       () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL_NODE }),
@@ -263,6 +230,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`emuv-operator: ${err instanceof Error ? err.stack : String(err)}\n`);
+  // A StartupError (a kubeconfig that cannot be loaded) is written for a person: its line, not a stack.
+  process.stderr.write(`emuv-operator: ${err instanceof StartupError ? errorLine(err) : err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -9,7 +9,16 @@
 import { ConfigError, errorLine } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { startAgent } from './agent/agent.ts';
-import { parseDiscoverConfig, parsePluginConfig, parseRemoveAgentsConfig, parseViewerConfig, usage, type CommonConfig } from './config.ts';
+import {
+  COMMANDS,
+  parseDiscoverConfig,
+  parsePluginConfig,
+  parseRemoveAgentsConfig,
+  parseViewerConfig,
+  usage,
+  type Command,
+  type CommonConfig,
+} from './config.ts';
 import { removeAgents } from './agent/remove-agents.ts';
 import { agentSource, statsDirSource } from './top/sources.ts';
 import { runTop } from './top/top.ts';
@@ -28,7 +37,8 @@ commands:
   remove-agents  delete the agent DaemonSet in the foreground and wait: every agent cleans its node first
                  (the Helm chart's pre-delete hook)
 
-Run "emuv <command> --help" for its flags.
+Run "emuv <command> --help" for its flags. Every flag --some-flag can be given as the variable
+EMUV_AGENT_SOME_FLAG instead; a flag wins.
 `;
 
 function loadNvml(cfg: CommonConfig, warn: (msg: string) => void): Nvml | null {
@@ -63,7 +73,7 @@ async function plugin(argv: string[]): Promise<number> {
   if (cfg.nodeStatus) {
     // Loaded only when needed: the Kubernetes client is most of the agent's memory.
     const { createEmuvNodeApi, createNodeApi, createUninstallApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
-    const kc = loadKubeConfig(cfg.kubeconfig);
+    const kc = loadKubeConfig(cfg.kubeconfig?.path ?? null, cfg.kubeconfig?.from);
     nodeApi = createNodeApi(kc);
     emuvNodeApi = createEmuvNodeApi(kc);
     // Each call at SIGTERM gives up after 5 s: the whole must fit in the pod's 30 s grace period.
@@ -106,7 +116,8 @@ async function removeAgentsCommand(argv: string[]): Promise<number> {
   const { createRemoveAgentsApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
   const daemonSet = `${cfg.daemonSet.namespace}/${cfg.daemonSet.name}`;
   logger.info('deleting the agent DaemonSet in the foreground; each agent cleans its node before it exits', { daemonSet });
-  const r = await removeAgents(createRemoveAgentsApi(loadKubeConfig(cfg.kubeconfig), 10_000), cfg.daemonSet, { timeoutMs: cfg.timeoutMs });
+  const kc = loadKubeConfig(cfg.kubeconfig?.path ?? null, cfg.kubeconfig?.from);
+  const r = await removeAgents(createRemoveAgentsApi(kc, 10_000), cfg.daemonSet, { timeoutMs: cfg.timeoutMs });
   if (r.outcome === 'timeout') {
     // Exit 0 all the same: a node that is down (its agent pod stuck terminating) must not block the
     // uninstall of the whole cluster; what that node keeps is documented (docs/agent.md, Uninstall).
@@ -123,28 +134,22 @@ async function removeAgentsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+const RUN: Record<Command, (argv: string[]) => Promise<number>> = {
+  discover,
+  plugin,
+  top: (argv) => viewer('top', argv),
+  status: (argv) => viewer('status', argv),
+  'remove-agents': removeAgentsCommand,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === 'remove-agents') {
+  if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
     if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(`${usage(command)}\n`);
+      process.stdout.write(`${usage(command as Command)}\n`);
       return 0;
     }
-    return removeAgentsCommand(rest);
-  }
-  if (command === 'top' || command === 'status') {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(`${usage(command)}\n`);
-      return 0;
-    }
-    return viewer(command, rest);
-  }
-  if (command === 'discover' || command === 'plugin') {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(`${usage(command)}\n`);
-      return 0;
-    }
-    return command === 'discover' ? discover(rest) : plugin(rest);
+    return RUN[command as Command](rest);
   }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(HELP);

@@ -5,6 +5,7 @@
  */
 import type { VramMode } from './interposer.ts';
 import { parseSize } from './interposer.ts';
+import { MAX_SPILL_PERCENT, parseHostSpill, type HostSpill } from './host-spill.ts';
 
 export const GROUP = 'emuv.io';
 export const VERSION = 'v1alpha1';
@@ -23,8 +24,8 @@ export const PLURAL_NODE = 'emuvnodes';
 export const MAX_NODE_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 /** Slots per GPU: the agent's flag and the CRD accept 1 to this. */
 export const MAX_SLOTS_PER_GPU = 128;
-/** hostSpillBudget as a percentage may be at most this: the node needs RAM for its own pods. */
-export const MAX_SPILL_PERCENT = 90;
+/** hostSpillBudget as a percentage may be at most this (its grammar is common/contracts/host-spill.ts). */
+export { MAX_SPILL_PERCENT };
 export const VRAM_MODE_VALUES = ['Fill', 'Fixed'] as const;
 export const SPILL_BACKEND_VALUES = ['Auto', 'Pinned', 'Managed'] as const;
 
@@ -40,7 +41,7 @@ export interface NodeConfig {
   spillBackend: SpillBackend;
 }
 
-export type ParsedHostSpill = { kind: 'auto' } | { kind: 'bytes'; bytes: number } | { kind: 'percent'; percent: number };
+export type ParsedHostSpill = HostSpill;
 
 /** What the agent applies: sizes in bytes, modes in the interposer contract's spelling. */
 export interface AgentNodeConfig {
@@ -48,6 +49,7 @@ export interface AgentNodeConfig {
   vramReserveBytes: number;
   slotsPerGpu: number;
   vramMode: VramMode;
+  /** The CRD's spelling; applyNodeConfig (plugin/agent/emuv-node.ts) maps it onto EMUV_SPILL_BACKEND's. */
   spillBackend: SpillBackend;
 }
 
@@ -70,14 +72,15 @@ function bytes(field: string, text: unknown): number {
 export function parseNodeConfig(spec: unknown): AgentNodeConfig {
   if (typeof spec !== 'object' || spec === null) throw new Error('spec: expected an object');
   const s = spec as Record<string, unknown>;
+  // One grammar with the agent's --host-spill (host-spill.ts): what the CRD admits, the agent applies.
   const spill = s.hostSpillBudget;
+  if (typeof spill !== 'string') throw new Error(`hostSpillBudget: expected a string, got ${JSON.stringify(spill)}`);
   let hostSpill: ParsedHostSpill;
-  if (spill === 'Auto') hostSpill = { kind: 'auto' };
-  else if (typeof spill === 'string' && /^(0|[1-9][0-9]?|100)%$/.test(spill)) {
-    const percent = Number(spill.slice(0, -1));
-    if (percent > MAX_SPILL_PERCENT) throw new Error(`hostSpillBudget: ${spill} is above ${MAX_SPILL_PERCENT}%`);
-    hostSpill = { kind: 'percent', percent };
-  } else hostSpill = { kind: 'bytes', bytes: bytes('hostSpillBudget', spill) };
+  try {
+    hostSpill = parseHostSpill(spill);
+  } catch (err) {
+    throw new Error(`hostSpillBudget: ${JSON.stringify(spill)}: ${(err as Error).message}`, { cause: err });
+  }
   const slots = s.slotsPerGpu;
   if (typeof slots !== 'number' || !Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS_PER_GPU)
     throw new Error(`slotsPerGpu: expected an integer from 1 to ${MAX_SLOTS_PER_GPU}, got ${JSON.stringify(slots)}`);

@@ -6,8 +6,11 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { describeSystemError, StartupError } from '../errors.ts';
 
-/** In-cluster configuration when kubeconfigPath is null or empty, else that file. */
-export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
+/**
+ * In-cluster configuration when kubeconfigPath is null or empty, else that file. `from` is the setting that
+ * named the file (`--kubeconfig`, a program's variable, `KUBECONFIG`: common/flags.ts), which an error names.
+ */
+export function loadKubeConfig(kubeconfigPath: string | null, from = '--kubeconfig'): KubeConfig {
   const kc = new KubeConfig();
   try {
     if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
@@ -22,8 +25,8 @@ export function loadKubeConfig(kubeconfigPath: string | null): KubeConfig {
     throw new StartupError(
       'kubeconfig',
       kubeconfigPath
-        ? `--kubeconfig ${kubeconfigPath}: cannot load: ${describeSystemError(err)}`
-        : `no --kubeconfig and no in-cluster configuration (${describeSystemError(err)}); outside a pod, pass --kubeconfig`,
+        ? `${from.startsWith('--') ? `${from} ${kubeconfigPath}` : `${from}=${kubeconfigPath}`}: cannot load: ${describeSystemError(err)}`
+        : `no --kubeconfig and no in-cluster configuration (${describeSystemError(err)}); outside a pod, pass --kubeconfig or set KUBECONFIG`,
       { cause: err },
     );
   }

@@ -14,6 +14,7 @@ import {
   SPILL_BACKEND_VALUES,
   VRAM_MODE_VALUES,
 } from '../../common/contracts/emuv-node.ts';
+import { HOST_SPILL_SHAPE_PATTERN, SPILL_PERCENT_REASON } from '../../common/contracts/host-spill.ts';
 
 // The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
 export * from '../../common/contracts/emuv-node.ts';
@@ -56,8 +57,11 @@ export interface CelRule {
 
 /** Contract size: plain bytes or an integer with Ki/Mi/Gi/Ti (`common/contracts/interposer.ts parseSize`). */
 export const SIZE_PATTERN = '^(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?$';
-/** `Auto`, a size, or a percentage of node memory. */
-export const SIZE_OR_PERCENT_PATTERN = '^(Auto|(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti)?|(0|[1-9][0-9]?|100)%)$';
+/**
+ * hostSpillBudget's shape (`Auto` or `auto`, a size, or a percentage; the 90 % bound is a rule of its own):
+ * the agent's grammar, from common/contracts/host-spill.ts.
+ */
+export const SIZE_OR_PERCENT_PATTERN = HOST_SPILL_SHAPE_PATTERN;
 
 export const POD_MEMORY_MODE_VALUES = ['Request', 'None'] as const;
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
@@ -171,8 +175,8 @@ const nodeConfigProperties = (withDefaults: boolean): Record<string, Schema> => 
       type: 'string',
       maxLength: 24,
       description:
-        'Host RAM the node may lend to spilled GPU memory: Auto (min(50% of node memory, node memory - 8Gi)), ' +
-        'bytes (e.g. 64Gi) or a percentage of node memory (e.g. 25%). Added to usable VRAM in the node capacity ' +
+        'Host RAM the node may lend to spilled GPU memory: Auto (min(50% of node memory, node memory - 8Gi); auto too), ' +
+        `bytes (e.g. 64Gi) or a percentage of node memory from 0% to ${MAX_SPILL_PERCENT}% (e.g. 25%). Added to usable VRAM in the node capacity ` +
         'emuv.io/vram-virtual. Defaults to Auto.',
       ...d(DEFAULTS.hostSpillBudget),
       'x-kubernetes-validations': [
@@ -184,7 +188,7 @@ const nodeConfigProperties = (withDefaults: boolean): Record<string, Schema> => 
         {
           id: 'spill-percent-max',
           rule: `!self.matches('^[0-9]+%$') || int(self.substring(0, size(self) - 1)) <= ${MAX_SPILL_PERCENT}`,
-          message: `hostSpillBudget may be at most ${MAX_SPILL_PERCENT}% of node memory: the node needs RAM for its own pods`,
+          message: `hostSpillBudget ${SPILL_PERCENT_REASON}`,
         },
         nodeSizeMax,
       ],

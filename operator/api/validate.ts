@@ -193,4 +193,3 @@ export function defaultedPolicySpec(partial: Partial<EmuvPolicySpec> = {}): Emuv
   if (errors.length > 0) throw new Error(`invalid EmuvPolicy spec: ${errors.join('; ')}`);
   return spec as EmuvPolicySpec;
 }
-

@@ -3,7 +3,11 @@
  * A policy spec change (new generation), creation or deletion can move any node to another policy and
  * change every policy's counts, so it fans out to all node and policy keys; a Node matters only when it appears, disappears or relabels (its
  * status heartbeats are ignored); an EmuvNode change re-checks its own spec (drift repair).
+ *
+ * And their resilience: `resilientInformer` restarts an informer after a watch error, and tells whether
+ * its cache has been filled (the webhook is ready only then).
  */
+import type { Logger } from '../../common/log.ts';
 
 /** The part of a client-node Informer these handlers need. */
 export interface InformerLike<T> {
@@ -70,4 +74,90 @@ export function wireHandlers(
     if (name) queue.add(`node/${name}`);
   };
   for (const verb of ['add', 'update', 'delete'] as const) informers.emuvNodes.on(verb, emuvNodeChanged);
+}
+
+// ---- resilience ----
+
+/** What the operator uses of a client-node informer (`makeInformer`): events, start/stop and its cache. */
+export interface ListWatchInformer<T> {
+  on(verb: 'add' | 'update' | 'delete', cb: (obj: T) => void): void;
+  on(verb: 'error', cb: (err?: unknown) => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  list(): ReadonlyArray<T>;
+  get(name: string): T | undefined;
+}
+
+/** An informer that outlives watch errors, and says whether its cache has been filled. */
+export interface ResilientInformer<T> extends InformerLike<T> {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  list(): ReadonlyArray<T>;
+  get(name: string): T | undefined;
+  /** True once a start listed the objects: before, the cache is empty, not "there are none". */
+  synced(): boolean;
+}
+
+/** The part of operator/clock.ts's Clock a restart needs. */
+export interface RestartTimer {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** How long an informer waits after an error before it lists and watches again. */
+export const INFORMER_RESTART_MS = 5000;
+
+/**
+ * Restarts `inner` `restartMs` after each error: a client-node informer reports a failed list or a watch
+ * it cannot resume (anything but a 410 or a client-side timeout, which it handles) and then stays stopped,
+ * so without this a flaky apiserver would leave the caches frozen for the life of the process.
+ */
+export function resilientInformer<T>(
+  inner: ListWatchInformer<T>,
+  o: {
+    what: string;
+    log: Pick<Logger, 'warn' | 'error'>;
+    timer: RestartTimer;
+    restartMs?: number;
+  },
+): ResilientInformer<T> {
+  const restartMs = o.restartMs ?? INFORMER_RESTART_MS;
+  let synced = false;
+  let stopped = false;
+  let failedThisStart = false;
+  let pending: unknown = undefined;
+  const cause = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+  const start = async () => {
+    stopped = false;
+    failedThisStart = false;
+    await inner.start();
+    // client-node resolves start() even when its list failed (it reports that through 'error'): only a
+    // start without an error has filled the cache.
+    if (!failedThisStart) synced = true;
+  };
+  inner.on('error', (err) => {
+    // Stopping aborts the watch, which the informer reports as an error: expected, not worth a line.
+    if (stopped) return;
+    failedThisStart = true;
+    if (pending !== undefined) return; // one restart at a time
+    o.log.warn(`informer failed; restarting in ${restartMs / 1000}s`, { informer: o.what, err: cause(err) });
+    pending = o.timer.setTimeout(() => {
+      pending = undefined;
+      if (!stopped) start().catch((e: unknown) => o.log.error('informer restart failed', { informer: o.what, err: cause(e) }));
+    }, restartMs);
+  });
+  return {
+    on: (verb, cb) => inner.on(verb, cb),
+    start,
+    stop: async () => {
+      stopped = true;
+      if (pending !== undefined) o.timer.clearTimeout(pending);
+      pending = undefined;
+      await inner.stop();
+    },
+    list: () => inner.list(),
+    get: (name) => inner.get(name),
+    synced: () => synced,
+  };
 }

@@ -109,4 +109,3 @@ export async function issueCertificate(opts: IssueOptions): Promise<KeyPairPem> 
     throw new Error(`failed to issue certificate for ${opts.commonName}`, { cause: err });
   }
 }
-

@@ -73,16 +73,22 @@ describe('removeAgents', () => {
 });
 
 describe('emuv remove-agents flags', () => {
-  it('reads the DaemonSet, kubeconfig and timeout from flags or EMUV_* variables', () => {
+  it('reads the DaemonSet, kubeconfig and timeout from flags or EMUV_AGENT_* variables', () => {
     expect(parseRemoveAgentsConfig(['--owner-daemonset=emuv-system/emuv-agent', '--timeout=30'], {})).toEqual({
       daemonSet: REF,
       kubeconfig: null,
       timeoutMs: 30_000,
     });
-    expect(parseRemoveAgentsConfig([], { EMUV_OWNER_DAEMONSET: 'ns/ds', EMUV_KUBECONFIG: '/k' })).toEqual({
+    expect(
+      parseRemoveAgentsConfig([], { EMUV_AGENT_OWNER_DAEMONSET: 'ns/ds', EMUV_AGENT_KUBECONFIG: '/k', EMUV_AGENT_TIMEOUT: '30' }),
+    ).toEqual({
       daemonSet: { namespace: 'ns', name: 'ds' },
-      kubeconfig: '/k',
-      timeoutMs: 120_000,
+      kubeconfig: { path: '/k', from: 'EMUV_AGENT_KUBECONFIG' },
+      timeoutMs: 30_000,
+    });
+    expect(parseRemoveAgentsConfig([], { EMUV_AGENT_OWNER_DAEMONSET: 'ns/ds', KUBECONFIG: '/kubectl' }).kubeconfig).toEqual({
+      path: '/kubectl',
+      from: 'KUBECONFIG',
     });
   });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { memoryLogger, nopLogger } from '../../common/log.ts';
 import { AgentApiServer } from '../../test/fakes/agent-apiserver.ts';
-import { tempDir } from '../../test/helpers.ts';
+import { tempDir } from '../../localcluster/repo.ts';
 import { allocIdFor, isAllocId } from '../deviceplugin/allocate.ts';
 import { DeviceState } from '../deviceplugin/device-state.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB } from '../inventory/capacity.ts';
@@ -17,6 +17,7 @@ import { buildInventory } from '../inventory/inventory.ts';
 import { installInterposer } from './interposer-install.ts';
 import { createUninstallApi } from './kube-node-api.ts';
 import {
+  armUninstall,
   decideOnStop,
   deleteOwnEmuvNode,
   removeInterposerFiles,
@@ -24,6 +25,7 @@ import {
   removeStatsDirectories,
   runUninstallSteps,
   uninstallLabelPatch,
+  uninstallOnStop,
   uninstallStatusPatch,
   withdrawDevicePlugin,
   type UninstallApi,
@@ -373,5 +375,86 @@ describe('runUninstallSteps', () => {
       ['files', 'done'],
     ]);
     expect(ran).toEqual(['files']);
+  });
+});
+
+describe('the agent’s part: armed at start, run at SIGTERM', () => {
+  /** An UninstallApi in memory: the DaemonSet as given, every other call recorded. */
+  function memoryApi(ds: () => Promise<{ metadata?: { deletionTimestamp?: string } } | null>) {
+    const calls: string[] = [];
+    const api: UninstallApi = {
+      getDaemonSet: () => ds(),
+      getNode: async () => ({ status: { capacity: { 'emuv.io/vram-virtual': '1' } }, metadata: { labels: {} } }),
+      patchNodeStatus: async () => void calls.push('patch status'),
+      patchNode: async () => void calls.push('patch labels'),
+      deleteEmuvNode: async () => (calls.push('delete EmuvNode'), true),
+    };
+    return { api, calls };
+  }
+
+  it('armUninstall: off without --owner-daemonset, or with node status off (said), or when the DaemonSet does not exist (an error)', async () => {
+    const { api } = memoryApi(async () => null);
+    const log = memoryLogger();
+    expect(await armUninstall({ owner: null, nodeStatus: true, api, timeoutMs: 100, logger: log })).toBeNull();
+    expect(await armUninstall({ owner: OWNER, nodeStatus: false, api: undefined, timeoutMs: 100, logger: log })).toBeNull();
+    expect(log.entries.at(-1)).toMatchObject({ level: 'info', msg: expect.stringContaining('no uninstall cleanup') });
+    expect(await armUninstall({ owner: OWNER, nodeStatus: true, api, timeoutMs: 100, logger: log })).toBeNull();
+    expect(log.entries.at(-1)).toMatchObject({ level: 'error', fields: { daemonSet: 'emuv-system/emuv-agent' } });
+    await expect(armUninstall({ owner: OWNER, nodeStatus: true, api: undefined, timeoutMs: 100, logger: log })).rejects.toThrow(
+      '--owner-daemonset is set but no Kubernetes API for it was given',
+    );
+  });
+
+  it('armUninstall: armed when the DaemonSet exists, and when the API cannot say now (asked again at SIGTERM)', async () => {
+    const log = memoryLogger();
+    expect(
+      await armUninstall({ owner: OWNER, nodeStatus: true, api: memoryApi(async () => ({})).api, timeoutMs: 100, logger: log }),
+    ).not.toBeNull();
+    const failing = memoryApi(async () => {
+      throw new Error('403 forbidden');
+    });
+    expect(await armUninstall({ owner: OWNER, nodeStatus: true, api: failing.api, timeoutMs: 100, logger: log })).toMatchObject({
+      owner: OWNER,
+    });
+    expect(log.entries.at(-1)).toMatchObject({ level: 'warn', msg: 'cannot read the owner DaemonSet now; it is asked again at SIGTERM' });
+  });
+
+  function stopOptions(order: string[]) {
+    return {
+      haltLoops: async () => void order.push('halt loops'),
+      plugin: { withdraw: () => void order.push('withdraw'), stop: async () => void order.push('plugin stop') },
+      nodeName: 'gpu-node-1',
+      interposerDir: join(tmp.path, 'interposer'),
+      stateDir: join(tmp.path, 'state'),
+      ownerCheckTimeoutMs: 100,
+      deadlineMs: 5000,
+      flushMs: 0,
+      logger: memoryLogger(),
+    };
+  }
+
+  it('uninstallOnStop with the DaemonSet being deleted: the loops halt first, then every step runs', async () => {
+    const order: string[] = [];
+    const { api, calls } = memoryApi(async () => ({ metadata: { deletionTimestamp: '2026-01-01T00:00:00Z' } }));
+    const o = stopOptions(order);
+    await uninstallOnStop({ api, owner: OWNER }, o);
+    expect(order).toEqual(['halt loops', 'withdraw', 'plugin stop']);
+    expect(calls).toEqual(['patch status', 'delete EmuvNode']);
+    expect(o.logger.entries.at(-1)).toMatchObject({ msg: 'uninstall cleanup done' });
+  });
+
+  it('uninstallOnStop with the DaemonSet there, or no answer: nothing is touched, and the log says why', async () => {
+    for (const [ds, msg] of [
+      [async () => ({}), 'owner DaemonSet exists (rolling update, drain or eviction): leaving the node as it is'],
+      [() => new Promise<never>(() => {}), 'cannot tell whether emuv is being uninstalled: leaving the node as it is'],
+    ] as const) {
+      const order: string[] = [];
+      const { api, calls } = memoryApi(ds);
+      const o = stopOptions(order);
+      await uninstallOnStop({ api, owner: OWNER }, o);
+      expect(order).toEqual([]);
+      expect(calls).toEqual([]);
+      expect(o.logger.entries.at(-1)).toMatchObject({ msg });
+    }
   });
 });

@@ -7,7 +7,8 @@
  * When the API cannot say, nothing is removed either: leaving emuv's traces on a node that keeps emuv
  * is harmless, stripping a node that keeps emuv is not.
  *
- * The decision and each step are small functions over injected APIs and paths; agent.ts wires them.
+ * The decision and each step are small functions over injected APIs and paths; `armUninstall` (at start)
+ * and `uninstallOnStop` (at SIGTERM) are what agent.ts composes.
  * Steps are independent: one that fails is reported and the others still run.
  */
 import { lstatSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
@@ -264,4 +265,88 @@ export async function runUninstallSteps(
     }
   }
   return outcomes;
+}
+
+// ---- the agent's part: armed at start, run at SIGTERM ----
+
+/** What terminate() needs to tell an uninstall from a restart. */
+export interface ArmedUninstall {
+  api: UninstallApi;
+  owner: DaemonSetRef;
+}
+
+/**
+ * At start: whether the cleanup at SIGTERM is on. It needs the API (to tell an uninstall from a restart)
+ * and a DaemonSet that exists now: a name of no DaemonSet would read as "uninstalled" at every restart and
+ * wipe the node. Null: nothing is removed at SIGTERM beyond what every stop removes.
+ */
+export async function armUninstall(o: {
+  owner: DaemonSetRef | null;
+  nodeStatus: boolean;
+  api: UninstallApi | undefined;
+  timeoutMs: number;
+  logger: Logger;
+}): Promise<ArmedUninstall | null> {
+  if (!o.owner) return null;
+  if (!o.nodeStatus) {
+    o.logger.info('no uninstall cleanup: with --node-status=off nothing can tell an uninstall from a restart, so nothing is removed');
+    return null;
+  }
+  if (!o.api) throw new Error('--owner-daemonset is set but no Kubernetes API for it was given');
+  const daemonSet = `${o.owner.namespace}/${o.owner.name}`;
+  const atStart = await decideOnStop(o.api, o.owner, o.timeoutMs);
+  if (atStart.reason === 'daemonset-gone') {
+    o.logger.error('--owner-daemonset names no DaemonSet: uninstall cleanup is off until the flag is fixed', { daemonSet });
+    return null;
+  }
+  if (atStart.reason === 'api-error')
+    o.logger.warn('cannot read the owner DaemonSet now; it is asked again at SIGTERM', { daemonSet, err: atStart.error });
+  return { api: o.api, owner: o.owner };
+}
+
+/**
+ * At SIGTERM: asks whether the DaemonSet is gone or being deleted; if so, stops the loops that publish
+ * (a pass in flight finishes first, so nothing re-publishes what the steps remove) and runs the steps
+ * within `deadlineMs` of being called. Otherwise leaves the node as it is, saying why.
+ */
+export async function uninstallOnStop(
+  armed: ArmedUninstall,
+  o: {
+    /** Stops every loop that writes to the node, the Node or the EmuvNode, after its pass in flight. */
+    haltLoops: () => Promise<void>;
+    plugin: DevicePluginControl;
+    nodeName: string;
+    interposerDir: string;
+    stateDir: string;
+    ownerCheckTimeoutMs: number;
+    deadlineMs: number;
+    flushMs: number;
+    logger: Logger;
+  },
+): Promise<void> {
+  const started = Date.now();
+  const daemonSet = `${armed.owner.namespace}/${armed.owner.name}`;
+  const decision = await decideOnStop(armed.api, armed.owner, o.ownerCheckTimeoutMs);
+  if (!decision.uninstall) {
+    if (decision.reason === 'daemonset-exists')
+      o.logger.info('owner DaemonSet exists (rolling update, drain or eviction): leaving the node as it is', { daemonSet });
+    else o.logger.warn('cannot tell whether emuv is being uninstalled: leaving the node as it is', { daemonSet, err: decision.error });
+    return;
+  }
+  o.logger.info('emuv is being uninstalled: removing what the agent put on this node', { daemonSet, reason: decision.reason });
+  await o.haltLoops();
+  const outcomes = await runUninstallSteps(
+    uninstallSteps({
+      plugin: o.plugin,
+      flushMs: o.flushMs,
+      api: armed.api,
+      nodeName: o.nodeName,
+      interposerDir: o.interposerDir,
+      stateDir: o.stateDir,
+    }),
+    { deadline: started + o.deadlineMs, logger: o.logger.child({ module: 'uninstall' }) },
+  );
+  const failed = outcomes.filter((x) => x.outcome !== 'done').map((x) => x.step);
+  if (failed.length > 0) o.logger.warn('uninstall cleanup incomplete', { daemonSet, failed });
+  else o.logger.info('uninstall cleanup done', { daemonSet });
 }

@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { StandInKubelet } from '../fakes/kubelet.ts';
-import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, agentFlags, copyNodeFixture, runEmuv, tempDir, waitUntil } from '../helpers.ts';
+import { StandInKubelet } from '../../localcluster/stand-in-kubelet.ts';
+import { NODE_BIN, NODE_FIXTURES, REPO_ROOT, copyNodeFixture, runEmuv, tempDir } from '../../localcluster/repo.ts';
+import { agentFlags, waitUntil } from '../helpers.ts';
 
 const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -77,23 +78,45 @@ describe('emuv discover', () => {
     expect(r.stdout).toContain('Capacity: emuv.io/vram-virtual 25232932864 (23.5 GiB), emuv.io/vgpu 16');
   });
 
-  it('takes EMUV_* environment equivalents', () => {
-    const r = run(['discover', '--json'], {
-      EMUV_SYS_ROOT: join(NODE_FIXTURES, 'one-gpu', 'sys'),
-      EMUV_PROC_ROOT: join(NODE_FIXTURES, 'one-gpu', 'proc'),
-      EMUV_NVML_LIBRARY: 'off',
-      EMUV_GPU_MEMORY: '0000:01:00.0=8Gi',
-      EMUV_SLOTS_PER_GPU: '4',
-    });
+  it('takes EMUV_AGENT_* environment equivalents, and not the interposer contract’s EMUV_* ones', () => {
+    const env = {
+      EMUV_AGENT_SYS_ROOT: join(NODE_FIXTURES, 'one-gpu', 'sys'),
+      EMUV_AGENT_PROC_ROOT: join(NODE_FIXTURES, 'one-gpu', 'proc'),
+      EMUV_AGENT_NVML_LIBRARY: 'off',
+      EMUV_AGENT_GPU_MEMORY: '0000:01:00.0=8Gi',
+      EMUV_AGENT_SLOTS_PER_GPU: '4',
+      EMUV_AGENT_HOST_SPILL: '40%',
+      EMUV_VRAM_MODE: 'fixed',
+    };
+    const r = run(['discover', '--json'], env);
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout).capacity['emuv.io/vgpu']).toBe(4);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.capacity['emuv.io/vgpu']).toBe(4);
+    // 40 % of the fixture's 32 GiB of RAM, and fill: EMUV_VRAM_MODE is a container's variable, not the agent's.
+    expect(doc.capacity['emuv.io/vram-virtual']).toBe(7.5 * 2 ** 30 + Math.floor(0.4 * 32 * 2 ** 30));
+    expect(run(['discover', '--json', '--slots-per-gpu=2'], env).stdout).toContain('"emuv.io/vgpu": 2');
   });
 
-  it('exits 2 with one clear line on a bad flag', () => {
+  it('exits 2 with one clear line on a bad flag or variable', () => {
     const r = run(['discover', '--slots-per-gpu=lots']);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('emuv: --slots-per-gpu lots: expected an integer from 1 to 128\n');
+    const spill = run(['discover', '--host-spill=95%']);
+    expect(spill.status).toBe(2);
+    expect(spill.stderr).toBe('emuv: --host-spill 95%: a percent may be at most 90% of node memory: the node needs RAM for its own pods\n');
+    const v = run(['discover'], { EMUV_AGENT_JSON: 'yes' });
+    expect(v.status).toBe(2);
+    expect(v.stderr).toBe('emuv: EMUV_AGENT_JSON=yes: expected on or off (or true, false)\n');
     expect(run(['frobnicate']).status).toBe(2);
+  });
+
+  it('--help prints the flags generated from the table, each with its variable', () => {
+    const r = run(['plugin', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: emuv plugin \[flags\]/);
+    expect(r.stdout).toContain('[EMUV_AGENT_HOST_SPILL]');
+    expect(r.stdout).toContain('[EMUV_AGENT_KUBECONFIG, then KUBECONFIG]');
+    expect(r.stdout).toContain('--spill-backend auto|pinned|managed');
   });
 });
 
@@ -107,8 +130,10 @@ describe('emuv plugin as a process', () => {
     mkdirSync(dpDir);
     const kubelet = new StandInKubelet(dpDir);
     await kubelet.start();
+    // --spill-backend as its variable: what the chart sets, and what every allocated container is told.
     const child = spawn(NODE_BIN, [MAIN, 'plugin', ...agentFlags(roots, tmp.path, dpDir, '--gpu-memory=0000:01:00.0=8Gi')], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '', EMUV_AGENT_SPILL_BACKEND: 'pinned' },
     });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -117,6 +142,7 @@ describe('emuv plugin as a process', () => {
       await kubelet.waitFor(() => kubelet.devices.length === 16, 10_000, `registration (output: ${out})`);
       const res = await kubelet.allocate([['gpu-0000-01-00-0-s00']]);
       expect(res.container_responses[0]!.envs.EMUV_GPU).toBe('GPU-4f1e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b');
+      expect(res.container_responses[0]!.envs.EMUV_SPILL_BACKEND).toBe('pinned');
       const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
       child.kill('SIGTERM');
       expect(await exit).toBe(0);
@@ -215,6 +241,20 @@ describe('emuv plugin: a start-up failure', () => {
       await kubelet.stop();
       await new Promise<void>((r) => busy.close(() => r()));
     }
+  });
+
+  it('a KUBECONFIG that cannot be read, with no --kubeconfig: the line names KUBECONFIG', () => {
+    const kubeconfig = join(tmp.path, 'nope-env');
+    const r = run(
+      [
+        'plugin',
+        '--node-name=n',
+        ...agentFlags(copyNodeFixture('one-gpu', join(tmp.path, 'n3')), tmp.path, join(tmp.path, 'dp3')).slice(1),
+      ],
+      { KUBECONFIG: kubeconfig },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`emuv: KUBECONFIG=${kubeconfig}: cannot load: no such file or directory (ENOENT)\n`);
   });
 
   it('a kubeconfig that cannot be read: one plain line naming --kubeconfig, not a JSON blob', () => {

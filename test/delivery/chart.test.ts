@@ -1,6 +1,6 @@
 /**
  * The Helm chart (helm/emuv) rendered by the real Helm CLI, without a cluster: `helm lint --strict` and
- * `helm template` with the pinned binary that test/cluster/build.sh builds (CI builds it before the tests).
+ * `helm template` with the pinned binary that localcluster/cluster/build.sh builds (CI builds it before the tests).
  * What each value does to the rendered objects, what values.schema.json refuses, that values.yaml and the
  * schema describe the same documented keys, and the post-install notes.
  */
@@ -14,7 +14,11 @@ import { parseEmuvPolicy } from '../../operator/api/validate.ts';
 import { DEFAULTS, policySpecSchema, POD_MEMORY_MODE_VALUES, SELECTOR_OPERATORS, type Schema } from '../../operator/api/schema.ts';
 import { MAX_SLOTS_PER_GPU, SPILL_BACKEND_VALUES, VRAM_MODE_VALUES } from '../../common/contracts/emuv-node.ts';
 import { LEADER_LEASE, WEBHOOK_SECRET } from '../../operator/names.ts';
-import { REPO_ROOT } from '../helpers.ts';
+import { HOST_SPILL_PATTERN } from '../../common/contracts/host-spill.ts';
+import { envNames } from '../../common/flags.ts';
+import { parseOperatorConfig, OPERATOR_COMMAND } from '../../operator/config.ts';
+import { parsePluginConfig, parseRemoveAgentsConfig, PLUGIN_COMMAND, REMOVE_AGENTS_COMMAND } from '../../plugin/config.ts';
+import { REPO_ROOT } from '../../localcluster/repo.ts';
 
 /** A rendered Kubernetes object; tests read whatever fields they assert on. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,15 +29,15 @@ const NS = 'gpu-system';
 
 /** The pinned Helm binary, found like the cluster harness finds it (build.sh --print-dir). */
 function findHelm(): string {
-  const script = join(REPO_ROOT, 'test/cluster/build.sh');
+  const script = join(REPO_ROOT, 'localcluster/cluster/build.sh');
   // --print-dir exits 1 when any cluster binary is missing; only Helm matters here.
   const r = spawnSync('bash', [script, '--print-dir'], { encoding: 'utf8' });
   const dir = /^HELM_BIN=(.+)$/m.exec(r.stdout ?? '')?.[1];
   const bin = dir ? join(dir, 'helm') : undefined;
   if (!bin || !existsSync(bin)) {
     throw new Error(
-      `helm not found${bin ? ` at ${bin}` : ''}: the chart tests run the pinned Helm CLI that test/cluster/build.sh builds ` +
-        '(CI runs it before the tests). Build it with: bash test/cluster/build.sh',
+      `helm not found${bin ? ` at ${bin}` : ''}: the chart tests run the pinned Helm CLI that localcluster/cluster/build.sh builds ` +
+        '(CI runs it before the tests). Build it with: bash localcluster/cluster/build.sh',
     );
   }
   return bin;
@@ -133,7 +137,7 @@ describe('helm/emuv: defaults', () => {
     expect(svc.spec.ports).toEqual([{ name: 'metrics', port: 8080, targetPort: 'metrics' }]);
     const pod = find(docs, 'Deployment', 'emuv-operator').spec.template;
     expect(selects(svc.spec.selector, pod.metadata.labels)).toBe(true);
-    expect(envOf(operatorContainer(docs)).EMUV_METRICS_PORT).toBe('8080');
+    expect(envOf(operatorContainer(docs)).EMUV_OPERATOR_METRICS_PORT).toBe('8080');
     expect(operatorContainer(docs).ports).toContainEqual({ name: 'metrics', containerPort: 8080 });
     // The webhook's Service is still there, and is not a metrics Service.
     const webhook = find(docs, 'Service', 'emuv-webhook');
@@ -146,13 +150,13 @@ describe('helm/emuv: defaults', () => {
     expect(ds.spec.template.spec.terminationGracePeriodSeconds).toBe(30);
     const env = envOf(agentContainer(docs));
     expect(env).toMatchObject({
-      EMUV_OWNER_DAEMONSET: `${NS}/emuv-agent`,
-      EMUV_SYS_ROOT: '/host/sys',
-      EMUV_PROC_ROOT: '/host/proc',
-      EMUV_DEV_ROOT: '/host/dev',
-      EMUV_HOST_DEV_DIR: '/dev',
-      EMUV_NVML_LIBRARY: 'libnvidia-ml.so.1',
-      EMUV_POD_RESOURCES_SOCKET: '/var/lib/kubelet/pod-resources/kubelet.sock',
+      EMUV_AGENT_OWNER_DAEMONSET: `${NS}/emuv-agent`,
+      EMUV_AGENT_SYS_ROOT: '/host/sys',
+      EMUV_AGENT_PROC_ROOT: '/host/proc',
+      EMUV_AGENT_DEV_ROOT: '/host/dev',
+      EMUV_AGENT_HOST_DEV_DIR: '/dev',
+      EMUV_AGENT_NVML_LIBRARY: 'libnvidia-ml.so.1',
+      EMUV_AGENT_POD_RESOURCES_SOCKET: '/var/lib/kubelet/pod-resources/kubelet.sock',
     });
     expect(ds.metadata.namespace).toBe(NS);
     const volumes = Object.fromEntries((ds.spec.template.spec.volumes as Obj[]).map((v) => [v.name, v.hostPath]));
@@ -161,6 +165,48 @@ describe('helm/emuv: defaults', () => {
       'host-proc': { path: '/proc', type: 'Directory' },
       'host-dev': { path: '/dev', type: 'Directory' },
       'pod-resources': { path: '/var/lib/kubelet/pod-resources', type: 'Directory' },
+    });
+  });
+
+  it('every variable the chart gives a program is one of its flags, and the program takes the values', () => {
+    // Set by Kubernetes or for the NVIDIA runtime, not flags: the rest must be read, or a chart value does nothing.
+    const notFlags = new Set([
+      'NVIDIA_VISIBLE_DEVICES',
+      'NVIDIA_DRIVER_CAPABILITIES',
+      'KUBERNETES_SERVICE_HOST',
+      'KUBERNETES_SERVICE_PORT',
+    ]);
+    const flagVars = (c: Obj) => (c.env as Obj[]).filter((e) => e.value !== undefined && !notFlags.has(e.name));
+    const cases = [
+      { container: agentContainer(docs), command: PLUGIN_COMMAND, parse: (env: Record<string, string>) => parsePluginConfig([], env) },
+      {
+        container: operatorContainer(docs),
+        command: OPERATOR_COMMAND,
+        parse: (env: Record<string, string>) => parseOperatorConfig([], env),
+      },
+      {
+        container: find(docs, 'Job', 'emuv-uninstall').spec.template.spec.containers[0],
+        command: REMOVE_AGENTS_COMMAND,
+        parse: (env: Record<string, string>) => parseRemoveAgentsConfig([], env),
+      },
+    ];
+    for (const { container, command, parse } of cases) {
+      const vars = flagVars(container);
+      expect(vars.length, command.command).toBeGreaterThan(1);
+      for (const v of vars) expect(envNames(command), `${command.command}: ${v.name}`).toContain(v.name);
+      // The downward API's variables have no value in the rendered spec; stand in for them.
+      const env = {
+        NODE_NAME: 'gpu-1',
+        POD_NAMESPACE: NS,
+        POD_NAME: 'op-0',
+        ...Object.fromEntries(vars.map((e: Obj) => [e.name, e.value])),
+      };
+      expect(() => parse(env), command.command).not.toThrow();
+    }
+    expect(parsePluginConfig([], { NODE_NAME: 'gpu-1', ...envOf(agentContainer(docs)) })).toMatchObject({
+      sysRoot: '/host/sys',
+      ownerDaemonSet: { namespace: NS, name: 'emuv-agent' },
+      capacity: { slotsPerGpu: 16, hostBudget: { kind: 'auto' }, vramMode: 'fill', spillBackend: 'auto' },
     });
   });
 
@@ -174,7 +220,7 @@ describe('helm/emuv: defaults', () => {
 });
 
 describe('helm/emuv: agent host paths, NVML, Kubernetes API', () => {
-  it('agent.hostPaths move the read-only host mounts and EMUV_HOST_DEV_DIR; container paths stay', () => {
+  it('agent.hostPaths move the read-only host mounts and EMUV_AGENT_HOST_DEV_DIR; container paths stay', () => {
     const docs = render([
       'agent.hostPaths.sys=/srv/fixture/sys',
       'agent.hostPaths.proc=/srv/fixture/proc',
@@ -195,15 +241,15 @@ describe('helm/emuv: agent host paths, NVML, Kubernetes API', () => {
     expect(mounts['pod-resources']).toEqual({ name: 'pod-resources', mountPath: '/var/lib/kubelet/pod-resources', readOnly: true });
     const env = envOf(spec.containers[0]);
     // The kubelet is told the host path of the device nodes; the agent looks at them through /host/dev.
-    expect(env.EMUV_HOST_DEV_DIR).toBe('/srv/fixture/dev');
-    expect(env.EMUV_DEV_ROOT).toBe('/host/dev');
-    expect(env.EMUV_SYS_ROOT).toBe('/host/sys');
-    expect(env.EMUV_POD_RESOURCES_SOCKET).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    expect(env.EMUV_AGENT_HOST_DEV_DIR).toBe('/srv/fixture/dev');
+    expect(env.EMUV_AGENT_DEV_ROOT).toBe('/host/dev');
+    expect(env.EMUV_AGENT_SYS_ROOT).toBe('/host/sys');
+    expect(env.EMUV_AGENT_POD_RESOURCES_SOCKET).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
   });
 
-  it('agent.nvmlLibrary reaches EMUV_NVML_LIBRARY ("off" included)', () => {
-    expect(envOf(agentContainer(render(['agent.nvmlLibrary=off']))).EMUV_NVML_LIBRARY).toBe('off');
-    expect(envOf(agentContainer(render(['agent.nvmlLibrary=/usr/lib64/libnvidia-ml.so.1']))).EMUV_NVML_LIBRARY).toBe(
+  it('agent.nvmlLibrary reaches EMUV_AGENT_NVML_LIBRARY ("off" included)', () => {
+    expect(envOf(agentContainer(render(['agent.nvmlLibrary=off']))).EMUV_AGENT_NVML_LIBRARY).toBe('off');
+    expect(envOf(agentContainer(render(['agent.nvmlLibrary=/usr/lib64/libnvidia-ml.so.1']))).EMUV_AGENT_NVML_LIBRARY).toBe(
       '/usr/lib64/libnvidia-ml.so.1',
     );
   });
@@ -338,6 +384,26 @@ describe('helm/emuv: default EmuvPolicy', () => {
     expect(bounds(spec.properties.priority)).toEqual(bounds(crd.priority));
     expect(bounds(spec.properties.slotsPerGpu)).toEqual(bounds(crd.slotsPerGpu));
     expect(bounds(spec.properties.podMemory.properties.percentOfLimit)).toEqual(bounds(crd.podMemory?.properties?.percentOfLimit));
+  });
+
+  it('agent.hostSpill and defaultPolicy.spec.hostSpillBudget take the one grammar of common/contracts/host-spill.ts', () => {
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as Obj;
+    expect(schema.properties.agent.properties.hostSpill.pattern).toBe(HOST_SPILL_PATTERN);
+    expect(schema.properties.defaultPolicy.properties.spec.properties.hostSpillBudget.pattern).toBe(HOST_SPILL_PATTERN);
+    for (const ok of ['Auto', 'auto', '90%', '64Gi']) {
+      expect(envOf(agentContainer(render([`agent.hostSpill=${ok}`]))).EMUV_AGENT_HOST_SPILL).toBe(ok);
+      expect(
+        find(render(['defaultPolicy.enabled=true', `defaultPolicy.spec.hostSpillBudget=${ok}`]), 'EmuvPolicy', 'default').spec
+          .hostSpillBudget,
+      ).toBe(ok);
+    }
+    for (const bad of ['agent.hostSpill=95%', 'agent.hostSpill=AUTO', 'defaultPolicy.spec.hostSpillBudget=auto!'])
+      expect(renderFails(['defaultPolicy.enabled=true', bad]), bad).toContain("values don't meet the specifications of the schema");
+  });
+
+  it('agent.spillBackend reaches EMUV_AGENT_SPILL_BACKEND; other words are refused', () => {
+    expect(envOf(agentContainer(render(['agent.spillBackend=pinned']))).EMUV_AGENT_SPILL_BACKEND).toBe('pinned');
+    expect(renderFails(['agent.spillBackend=Pinned'])).toContain("values don't meet the specifications of the schema");
   });
 
   it('the schema refuses what the CRD would refuse', () => {
@@ -549,8 +615,8 @@ describe('helm/emuv: the uninstall hook', () => {
     expect(c.command).toEqual(['node', '/app/dist/emuv.mjs', 'remove-agents']);
     expect(c.env).toEqual(
       expect.arrayContaining([
-        { name: 'EMUV_OWNER_DAEMONSET', value: `${NS}/emuv-agent` },
-        { name: 'EMUV_TIMEOUT', value: '120' },
+        { name: 'EMUV_AGENT_OWNER_DAEMONSET', value: `${NS}/emuv-agent` },
+        { name: 'EMUV_AGENT_TIMEOUT', value: '120' },
       ]),
     );
     expect(job.spec.template.spec.serviceAccountName).toBe('emuv-uninstall');
@@ -576,7 +642,7 @@ describe('helm/emuv: the uninstall hook', () => {
     expect(job.spec.activeDeadlineSeconds).toBe(90);
     expect(job.spec.template.spec.containers[0].env).toEqual(
       expect.arrayContaining([
-        { name: 'EMUV_TIMEOUT', value: '30' },
+        { name: 'EMUV_AGENT_TIMEOUT', value: '30' },
         { name: 'KUBERNETES_SERVICE_HOST', value: '10.0.0.1' },
       ]),
     );

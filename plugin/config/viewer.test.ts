@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parseViewerConfig } from './viewer.ts';
+
+describe('emuv top and status configuration', () => {
+  it('defaults: ask the local agent, sorted by spill', () => {
+    expect(parseViewerConfig([], {})).toEqual({
+      url: 'http://127.0.0.1:9402',
+      stateDir: null,
+      podResourcesSocket: null,
+      procRoot: '/proc',
+      once: false,
+      sort: 'spill',
+    });
+  });
+
+  it('flags and EMUV_AGENT_* variables: in an agent pod, its state directory and roots', () => {
+    const env = { EMUV_AGENT_STATE_DIR: '/run/emuv', EMUV_AGENT_PROC_ROOT: '/host/proc' };
+    expect(parseViewerConfig(['--once', '--sort', 'vram'], env)).toMatchObject({
+      stateDir: '/run/emuv',
+      procRoot: '/host/proc',
+      once: true,
+      sort: 'vram',
+    });
+  });
+
+  it.each([
+    [['--sort=size'], '--sort size: expected spill, vram, limit, name or events'],
+    [['--url=localhost:9402'], '--url localhost:9402: expected http://host:port'],
+    [['--once=yes'], '--once yes: expected on or off'],
+  ])('%j is refused', (argv, message) => {
+    expect(() => parseViewerConfig(argv, {})).toThrow(message);
+  });
+});
