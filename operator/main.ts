@@ -62,7 +62,7 @@ async function startWebhook(
       serviceName: cfg.webhookService,
       webhookConfigName: cfg.webhookConfiguration,
     },
-    log: log.child({ part: 'certs' }),
+    logger: log.child({ part: 'certs' }),
   });
   const { certificate } = cfg;
   const load = async () => {

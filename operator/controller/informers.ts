@@ -1,5 +1,5 @@
 /**
- * Informer event handlers. They only enqueue keys (style P5): what to do is decided in reconcile.
+ * Informer event handlers. They only enqueue keys: what to do is decided in reconcile.
  * A policy spec change (new generation), creation or deletion can move any node to another policy and
  * change every policy's counts, so it fans out to all node and policy keys; a Node matters only when it appears, disappears or relabels (its
  * status heartbeats are ignored); an EmuvNode change re-checks its own spec (drift repair).

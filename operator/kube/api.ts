@@ -6,9 +6,6 @@
 import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 import type { EmuvNode } from '../api/types.ts';
 
-// TODO(issue 12): drop once certs.ts imports it from common/kube.
-export type { JsonPatchOp };
-
 export interface ObjectReference {
   apiVersion: string;
   kind: string;

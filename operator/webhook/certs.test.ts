@@ -4,6 +4,7 @@ import { FakeClock } from '../clock.ts';
 import { FakeKube } from '../../test/fakes/operator-kube.ts';
 import { CertManager, loadProvidedCertificate } from './certs.ts';
 import { issueCertificate } from './x509.ts';
+import { nopLogger } from '../../common/log.ts';
 
 const DAY = 86_400_000;
 const config = { namespace: 'emuv-system', secretName: 'emuv-webhook-tls', serviceName: 'emuv-webhook', webhookConfigName: 'emuv' };
@@ -12,7 +13,7 @@ function setup() {
   const clock = new FakeClock(Date.now());
   const api = new FakeKube();
   api.webhookConfigs.set('emuv', { metadata: { name: 'emuv' }, webhooks: [{ name: 'pods.emuv.io', clientConfig: {} }] });
-  const mgr = new CertManager({ api, clock, config });
+  const mgr = new CertManager({ api, clock, config, logger: nopLogger });
   return { clock, api, mgr };
 }
 const secretData = (api: FakeKube) => api.secrets.get('emuv-system/emuv-webhook-tls')!.data!;
@@ -102,14 +103,14 @@ describe('CertManager', () => {
   it('reissues when the service name changes', async () => {
     const { api, clock, mgr } = setup();
     await mgr.ensure();
-    const renamed = new CertManager({ api, clock, config: { ...config, serviceName: 'emuv-admission' } });
+    const renamed = new CertManager({ api, clock, config: { ...config, serviceName: 'emuv-admission' }, logger: nopLogger });
     const s = await renamed.ensure();
     expect(new X509Certificate(s.certPem).checkHost('emuv-admission.emuv-system.svc')).toBe('emuv-admission.emuv-system.svc');
   });
 
   it('adopts what another replica wrote after losing the create race', async () => {
     const { api, mgr, clock } = setup();
-    const winner = await new CertManager({ api, clock, config }).ensure();
+    const winner = await new CertManager({ api, clock, config, logger: nopLogger }).ensure();
     api.actions.length = 0;
     // Our replica's first read happened before the winner's create landed.
     const realGet = api.getSecret.bind(api);

@@ -15,9 +15,11 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { isConflict, isNotFound } from '../../common/kube/errors.ts';
-import type { CertApi, JsonPatchOp, Secret } from '../kube/api.ts';
+import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
+import type { CertApi, Secret } from '../kube/api.ts';
 import { issueCertificate } from './x509.ts';
 import type { KeyPairPem } from './x509.ts';
+import type { Logger } from '../../common/log.ts';
 
 export interface ServingCertificate {
   certPem: string;
@@ -37,10 +39,6 @@ export interface CertConfig {
   certRenewBeforeDays?: number;
   /** Rotate the CA when fewer days than this remain. */
   caRenewBeforeDays?: number;
-}
-
-export interface CertLog {
-  info(msg: string, fields: Record<string, unknown>): void;
 }
 
 const DAY = 86_400_000;
@@ -73,7 +71,7 @@ export class CertManager {
   private readonly api: CertApi;
   private readonly clock: Clock;
   private readonly cfg: Required<CertConfig>;
-  private readonly log: CertLog | undefined;
+  private readonly log: Logger;
   /**
    * True while the last ensure() found no MutatingWebhookConfiguration to write the caBundle into (the
    * operator started before it was created, e.g. by Helm or `kubectl apply -f deploy/`): the caller
@@ -81,7 +79,7 @@ export class CertManager {
    */
   caBundlePending = false;
 
-  constructor(deps: { api: CertApi; clock: Clock; config: CertConfig; log?: CertLog }) {
+  constructor(deps: { api: CertApi; clock: Clock; config: CertConfig; logger: Logger }) {
     this.api = deps.api;
     this.clock = deps.clock;
     this.cfg = {
@@ -91,7 +89,7 @@ export class CertManager {
       caRenewBeforeDays: 365,
       ...deps.config,
     };
-    this.log = deps.log;
+    this.log = deps.logger;
   }
 
   /** Makes the Secret and the caBundle current; returns what the server should serve. */
@@ -120,7 +118,7 @@ export class CertManager {
       try {
         if (existing) await this.api.replaceSecret(secret);
         else await this.api.createSecret(secret);
-        this.log?.info('webhook certificate written', { reason: next.reason, secret: secretName });
+        this.log.info('webhook certificate written', { reason: next.reason, secret: secretName });
         return next.serving;
       } catch (err) {
         // Another replica wrote first: read again and adopt its certificates.
@@ -210,7 +208,7 @@ export class CertManager {
     const name = this.cfg.webhookConfigName;
     const cfg = await this.api.getMutatingWebhookConfiguration(name);
     if (!cfg) {
-      if (!this.caBundlePending) this.log?.info('MutatingWebhookConfiguration not found; caBundle not set yet', { name });
+      if (!this.caBundlePending) this.log.info('MutatingWebhookConfiguration not found; caBundle not set yet', { name });
       this.caBundlePending = true;
       return;
     }
@@ -227,7 +225,7 @@ export class CertManager {
     if (ops.length === 0) return;
     try {
       await this.api.patchMutatingWebhookConfiguration(name, ops);
-      this.log?.info('caBundle updated', { name });
+      this.log.info('caBundle updated', { name });
     } catch (err) {
       if (isNotFound(err)) return;
       throw new Error(`failed to patch caBundle of MutatingWebhookConfiguration ${name}`, { cause: err });

@@ -12,10 +12,6 @@ import { setFields, type JsonPatchOp } from '../../common/kube/json-patch.ts';
 import { Periodic } from '../../common/periodic.ts';
 import type { Inventory } from '../inventory/inventory.ts';
 
-// TODO(issue 12): drop once uninstall.ts imports these from common/kube.
-export type { JsonPatchOp };
-export { escapePointer as pointerEscape } from '../../common/kube/json-patch.ts';
-
 /** The parts of a Node the publisher reads. */
 export interface NodeView {
   metadata?: { labels?: Record<string, string> };

@@ -99,10 +99,10 @@ describe('decideOnStop: is this SIGTERM an uninstall?', () => {
   it('the API does not answer: the request is aborted after its timeout, everything is kept', async () => {
     api.daemonSets.clear(); // a 404 would mean uninstall: the hang must not turn into one
     api.stall = (method, path) => method === 'GET' && path.startsWith(DS_PATH);
-    const t0 = Date.now();
     const d = await decideOnStop(client(200), OWNER, 5000);
     expect(d).toMatchObject({ uninstall: false, reason: 'api-error' });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // The request's own 200 ms timeout ended it (the client's abort), not the 5 s decision timeout.
+    expect(d).toEqual({ uninstall: false, reason: 'api-error', error: 'The operation was aborted due to timeout' });
   });
 
   it('an API layer that never settles is given up at the decision timeout', async () => {
@@ -114,6 +114,7 @@ describe('decideOnStop: is this SIGTERM an uninstall?', () => {
       reason: 'api-error',
       error: 'GET daemonset emuv-system/emuv-agent: no answer within 150 ms',
     });
+    // A lower bound only (a timer never fires early): it waited for the timeout rather than giving up at once.
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
   });
 });
@@ -174,6 +175,7 @@ describe('step 1: the device plugin offers nothing, then stops', () => {
       100,
     );
     expect(events.map(([e]) => e)).toEqual(['withdraw', 'stop']);
+    // A lower bound only: the server must not stop before the kubelet had the flush pause to read the list.
     expect(events[1]![1] - events[0]![1]).toBeGreaterThanOrEqual(95);
   });
 });
@@ -359,16 +361,15 @@ describe('runUninstallSteps', () => {
 
   it('gives up a network step at the deadline, skips the next, and still runs the local ones', async () => {
     const ran: string[] = [];
-    const t0 = Date.now();
     const outcomes = await runUninstallSteps(
       [
         { name: 'hangs', run: () => new Promise(() => {}) },
         { name: 'network', run: () => (ran.push('network'), {}) },
         { name: 'files', local: true, run: () => (ran.push('files'), {}) },
       ],
-      { deadline: t0 + 150, logger: nopLogger },
+      { deadline: Date.now() + 150, logger: nopLogger },
     );
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // That it returns at all (the hanging step never settles) is the point; how soon is the deadline's.
     expect(outcomes.map((o) => [o.step, o.outcome])).toEqual([
       ['hangs', 'failed'],
       ['network', 'skipped'],

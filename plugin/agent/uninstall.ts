@@ -17,7 +17,8 @@ import { LABEL_GPU_COUNT, LABEL_GPU_PRODUCT, RESOURCE_VRAM_VIRTUAL } from '../..
 import type { LogFields, Logger } from '../../common/log.ts';
 import { isAllocId } from '../deviceplugin/allocate.ts';
 import { installedPaths, TEMP_INFIX } from './interposer-install.ts';
-import { pointerEscape, type JsonPatchOp, type NodeApi, type NodeView } from './node-status.ts';
+import { pointer, type JsonPatchOp } from '../../common/kube/json-patch.ts';
+import type { NodeApi, NodeView } from './node-status.ts';
 
 /** The DaemonSet that runs this agent (`--owner-daemonset=<namespace>/<name>`). */
 export interface DaemonSetRef {
@@ -95,7 +96,7 @@ export async function withdrawDevicePlugin(plugin: DevicePluginControl, flushMs:
 export function uninstallStatusPatch(node: NodeView): JsonPatchOp[] {
   return (['capacity', 'allocatable'] as const)
     .filter((field) => node.status?.[field] && RESOURCE_VRAM_VIRTUAL in node.status[field])
-    .map((field) => ({ op: 'remove', path: `/status/${field}/${pointerEscape(RESOURCE_VRAM_VIRTUAL)}` }));
+    .map((field) => ({ op: 'remove', path: pointer('status', field, RESOURCE_VRAM_VIRTUAL) }));
 }
 
 /** JSON patch removing the labels the agent sets, where present. */
@@ -103,7 +104,7 @@ export function uninstallLabelPatch(node: NodeView): JsonPatchOp[] {
   const labels = node.metadata?.labels ?? {};
   return [LABEL_GPU_COUNT, LABEL_GPU_PRODUCT]
     .filter((label) => label in labels)
-    .map((label) => ({ op: 'remove', path: `/metadata/labels/${pointerEscape(label)}` }));
+    .map((label) => ({ op: 'remove', path: pointer('metadata', 'labels', label) }));
 }
 
 /**

@@ -167,5 +167,8 @@ describe('configuration validation', () => {
     expect(errors).toHaveLength(5);
     expect(errors.join('\n')).toMatch(/reserve[\s\S]*slots[\s\S]*percent[\s\S]*mode[\s\S]*spill backend must be auto, pinned, managed/);
     expect(validateCapacityConfig({ ...DEFAULT_CAPACITY_CONFIG, spillBackend: 'pinned' })).toEqual([]);
+    // The percent bound is the host-spill grammar's (90 %), the same as the flag's and the CRD's.
+    const at = (percent: number) => validateCapacityConfig({ ...DEFAULT_CAPACITY_CONFIG, hostBudget: { kind: 'percent', percent } });
+    expect([at(90), at(91)]).toEqual([[], ['host spill budget percent must be from 0 to 90']]);
   });
 });

@@ -7,12 +7,14 @@
  * All sizes are bytes as JS numbers (exact up to 8 PiB).
  */
 import { MAX_SLOTS_PER_GPU } from '../../common/contracts/emuv-node.ts';
+import { MAX_SPILL_PERCENT, type HostSpill } from '../../common/contracts/host-spill.ts';
 import { SPILL_BACKENDS, type SpillBackendMode, type VramMode } from '../../common/contracts/interposer.ts';
 
 export const MiB = 1024 ** 2;
 export const GiB = 1024 ** 3;
 
-export type HostBudget = { kind: 'auto' } | { kind: 'bytes'; bytes: number } | { kind: 'percent'; percent: number };
+/** The host spill budget as parsed by its one grammar (common/contracts/host-spill.ts). */
+export type HostBudget = HostSpill;
 
 /** The node's configuration: flags today, EmuvNode.spec later. */
 export interface CapacityConfig {
@@ -81,8 +83,8 @@ export function validateCapacityConfig(cfg: CapacityConfig): string[] {
   if (!Number.isSafeInteger(cfg.reserveBytes) || cfg.reserveBytes < 0) errors.push('VRAM reserve must be a non-negative byte count');
   if (!Number.isInteger(cfg.slotsPerGpu) || cfg.slotsPerGpu < 1 || cfg.slotsPerGpu > MAX_SLOTS_PER_GPU)
     errors.push(`slots per GPU must be an integer from 1 to ${MAX_SLOTS_PER_GPU}`);
-  if (cfg.hostBudget.kind === 'percent' && !(cfg.hostBudget.percent >= 0 && cfg.hostBudget.percent <= 100))
-    errors.push('host spill budget percent must be from 0 to 100');
+  if (cfg.hostBudget.kind === 'percent' && !(cfg.hostBudget.percent >= 0 && cfg.hostBudget.percent <= MAX_SPILL_PERCENT))
+    errors.push(`host spill budget percent must be from 0 to ${MAX_SPILL_PERCENT}`);
   if (cfg.hostBudget.kind === 'bytes' && (!Number.isSafeInteger(cfg.hostBudget.bytes) || cfg.hostBudget.bytes < 0))
     errors.push('host spill budget must be a non-negative byte count');
   if (cfg.vramMode !== 'fill' && cfg.vramMode !== 'fixed') errors.push('VRAM mode must be fill or fixed');
