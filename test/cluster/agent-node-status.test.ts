@@ -103,7 +103,6 @@ describe('agent node status: emuv.io/vram-virtual on the real Node', () => {
     );
     const seconds = (back - created.at) / 1000;
     console.log(`${RESOURCE} back ${seconds.toFixed(2)} s after the node was registered again`);
-    expect(seconds).toBeGreaterThanOrEqual(0); // it came back on the new Node, not before it existed
     await waitNodeReady(info, kube);
   });
 });
