@@ -1,6 +1,7 @@
 /**
  * NodeApi, EmuvNodeApi and UninstallApi over @kubernetes/client-node. Imported lazily by main.ts only when node status is on:
- * the client library alone costs ~60 MiB of RSS, which a standalone device plugin should not pay.
+ * loading the client library adds about 86 MiB RSS to a bare Node process (bench/results/reconcile.json; 8 MiB
+ * in the agent with its production V8 flags, docs/benchmarks.md), which a standalone device plugin should not pay.
  */
 import {
   AppsV1Api,
