@@ -466,8 +466,21 @@ CUresult emuv_place_array(struct emuv_place *P, CUarray *arr, const CUDA_ARRAY_D
   return CUDA_SUCCESS;
 }
 
-/* ---- cuMemCreate ------------------------------------------------------------------------------------ */
+/* The end of an all-VRAM attempt of `n` bytes whose VRAM and total were reserved: on success commits it;
+ * on failure gives the VRAM back, and the total too unless the card was merely full and spill is allowed
+ * (then the caller goes on to spill). Returns 1 when the caller is done and returns r. */
+static int vram_attempt_settled(struct emuv_budget *b, const struct emuv_config *cfg, uint64_t n, CUresult r) {
+  if (r == CUDA_SUCCESS) {
+    emuv_commit(b, n, 0);
+    return 1;
+  }
+  emuv_unreserve_vram(b, n);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && cfg->spill) return 0;
+  emuv_unreserve_total(b, n);
+  return 1;
+}
 
+/* ---- cuMemCreate ------------------------------------------------------------------------------------ */
 /* A DEVICE handle stays in VRAM while the share allows (handles of at least the large threshold leave the
  * headroom free); beyond it the handle is created in host memory instead (HOST_NUMA keeps the requested
  * shareable handle types; HOST must drop them). A VMM handle can only be VMM memory, so this is the same
@@ -486,16 +499,8 @@ CUresult emuv_place_handle(struct emuv_place *P, CUmemGenericAllocationHandle *h
   uint64_t v = emuv_reserve_vram(b, n, 0);
   if (v == n) {
     r = D->cuMemCreate(handle, n, prop, flags);
-    if (r == CUDA_SUCCESS) {
-      *rec = (struct emuv_alloc){.key = *handle, .size = n, .vram = n, .kind = EMUV_KIND_HANDLE};
-      emuv_commit(b, n, 0);
-      return r;
-    }
-    emuv_unreserve_vram(b, v);
-    if (r != CUDA_ERROR_OUT_OF_MEMORY || !cfg->spill) {
-      emuv_unreserve_total(b, n);
-      return r;
-    }
+    if (r == CUDA_SUCCESS) *rec = (struct emuv_alloc){.key = *handle, .size = n, .vram = n, .kind = EMUV_KIND_HANDLE};
+    if (vram_attempt_settled(b, cfg, n, r)) return r;
   }
   if (!cfg->spill || capture || should_deny(P, capture) || host_vmm_type(P, prop->location.id) == 0) {
     emuv_unreserve_total(b, n);
@@ -585,16 +590,8 @@ CUresult emuv_place_async(struct emuv_place *P, int ptsz, CUdeviceptr *dptr, siz
   uint64_t v = emuv_reserve_vram(b, n, 0);
   if (v == n) {
     CUresult r = pool ? frompool(dptr, n, pool, s) : plain(dptr, n, s);
-    if (r == CUDA_SUCCESS) {
-      *rec = (struct emuv_alloc){.key = *dptr, .size = n, .vram = n, .kind = EMUV_KIND_ASYNC_VRAM};
-      emuv_commit(b, n, 0);
-      return r;
-    }
-    emuv_unreserve_vram(b, v);
-    if (r != CUDA_ERROR_OUT_OF_MEMORY || !cfg->spill) {
-      emuv_unreserve_total(b, n);
-      return r;
-    }
+    if (r == CUDA_SUCCESS) *rec = (struct emuv_alloc){.key = *dptr, .size = n, .vram = n, .kind = EMUV_KIND_ASYNC_VRAM};
+    if (vram_attempt_settled(b, cfg, n, r)) return r;
   }
   CUmemoryPool hp = NULL;
   if (!cfg->spill || should_deny(P, capture) || host_pool(P, &hp) != CUDA_SUCCESS) {

@@ -128,6 +128,19 @@ static inline uint64_t sim_vram_used(void) {
 }
 
 /* A fresh directory under $TMPDIR (run.sh points it at a directory it removes afterwards). */
+/* The environment the device plugin and the webhook give a container (share, virtual limit, tuning,
+ * stats file), plus the simulated card's VRAM: the one place the tests spell these variables. */
+static inline void t_container_env(const char *share, const char *limit, const char *headroom, const char *large,
+                                   const char *oom_retry, const char *stats_path, const char *sim_vram) {
+  setenv("EMUV_VRAM_SHARE", share, 1);
+  setenv("EMUV_LIMIT_BYTES", limit, 1);
+  setenv("EMUV_HEADROOM", headroom, 1);
+  setenv("EMUV_LARGE_THRESHOLD", large, 1);
+  setenv("EMUV_OOM_RETRY", oom_retry, 1);
+  setenv("EMUV_STATS_FILE", stats_path, 1);
+  setenv("EMUV_SIM_VRAM", sim_vram, 1);
+}
+
 static inline char *t_mkdtemp(char *buf, size_t n, const char *tmpl) {
   const char *base = getenv("TMPDIR");
   snprintf(buf, n, "%s/%s", base && *base ? base : "/tmp", tmpl);

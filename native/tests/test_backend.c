@@ -21,13 +21,7 @@ int main(int argc, char **argv) {
   char dir[512], path[600], name[200];
   if (!t_mkdtemp(dir, sizeof dir, "emuv-backend-XXXXXX")) return 2;
   snprintf(path, sizeof path, "%s/stats.bin", dir);
-  setenv("EMUV_VRAM_SHARE", "8Mi", 1);
-  setenv("EMUV_LIMIT_BYTES", "40Mi", 1);
-  setenv("EMUV_HEADROOM", "2Mi", 1);
-  setenv("EMUV_LARGE_THRESHOLD", "1Mi", 1);
-  setenv("EMUV_OOM_RETRY", "off", 1);
-  setenv("EMUV_STATS_FILE", path, 1);
-  setenv("EMUV_SIM_VRAM", "64Mi", 1);
+  t_container_env("8Mi", "40Mi", "2Mi", "1Mi", "off", path, "64Mi");
   setenv("EMUV_SPILL_BACKEND", backend, 1);
   struct cu c = cu_load();
   const struct emuv_stats_hdr *st = stats_map(path);

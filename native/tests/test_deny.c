@@ -7,13 +7,7 @@ int main(void) {
   char dir[512], path[600];
   if (!t_mkdtemp(dir, sizeof dir, "emuv-deny-XXXXXX")) return 2;
   snprintf(path, sizeof path, "%s/stats.bin", dir);
-  setenv("EMUV_VRAM_SHARE", "32Mi", 1);
-  setenv("EMUV_LIMIT_BYTES", "128Mi", 1);
-  setenv("EMUV_HEADROOM", "4Mi", 1);
-  setenv("EMUV_LARGE_THRESHOLD", "8Mi", 1);
-  setenv("EMUV_OOM_RETRY", "on", 1);
-  setenv("EMUV_STATS_FILE", path, 1);
-  setenv("EMUV_SIM_VRAM", "1Gi", 1);
+  t_container_env("32Mi", "128Mi", "4Mi", "8Mi", "on", path, "1Gi");
   setenv("EMUV_SIM_FAIL", "cuMemAlloc_v2:4:2", 1); /* the 4th real cuMemAlloc_v2: card out of memory */
   struct cu c = cu_load();
   const struct emuv_stats_hdr *st = stats_map(path);

@@ -11,13 +11,7 @@ int main(int argc, char **argv) {
   char dir[512], path[600];
   if (!t_mkdtemp(dir, sizeof dir, "emuv-exp-XXXXXX")) return 2;
   snprintf(path, sizeof path, "%s/stats.bin", dir);
-  setenv("EMUV_VRAM_SHARE", "64Mi", 1);
-  setenv("EMUV_LIMIT_BYTES", "256Mi", 1);
-  setenv("EMUV_HEADROOM", "16Mi", 1);
-  setenv("EMUV_LARGE_THRESHOLD", "16Mi", 1);
-  setenv("EMUV_OOM_RETRY", "off", 1);
-  setenv("EMUV_STATS_FILE", path, 1);
-  setenv("EMUV_SIM_VRAM", "1Gi", 1);
+  t_container_env("64Mi", "256Mi", "16Mi", "16Mi", "off", path, "1Gi");
   setenv("EMUV_SIM_HOST_VMM", mode, 1);
   struct cu c = cu_load();
   const struct emuv_stats_hdr *st = stats_map(path);

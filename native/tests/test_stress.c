@@ -38,13 +38,7 @@ int main(int argc, char **argv) {
   char dir[512], path[600];
   if (!t_mkdtemp(dir, sizeof dir, "emuv-stress-XXXXXX")) return 2;
   snprintf(path, sizeof path, "%s/stats.bin", dir);
-  setenv("EMUV_VRAM_SHARE", "16Mi", 1);
-  setenv("EMUV_LIMIT_BYTES", "512Mi", 1);
-  setenv("EMUV_HEADROOM", "4Mi", 1);
-  setenv("EMUV_LARGE_THRESHOLD", "4Mi", 1);
-  setenv("EMUV_OOM_RETRY", "off", 1);
-  setenv("EMUV_STATS_FILE", path, 1);
-  setenv("EMUV_SIM_VRAM", "1Gi", 1);
+  t_container_env("16Mi", "512Mi", "4Mi", "4Mi", "off", path, "1Gi");
   c = cu_load();
   const struct emuv_stats_hdr *st = stats_map(path);
   char name[128];
