@@ -342,7 +342,7 @@ async function startEmuvNodeSync(
       }),
   });
   try {
-    await sync.reconcile();
+    await sync.run();
   } catch (err) {
     sync.stop();
     throw err;

@@ -138,32 +138,15 @@ export interface EmuvNodeSyncOptions {
   resyncMs?: number;
 }
 
-export class EmuvNodeSync {
+/** The loop (start, stop, halt; run = one pass now) is common/periodic.ts's; this class is the pass. */
+export class EmuvNodeSync extends Periodic {
   readonly #o: EmuvNodeSyncOptions;
-  readonly #loop: Periodic;
   #applied: string | null = null; // JSON of the spec in effect ("" = none: flags only)
   #lastStatus = '';
 
   constructor(o: EmuvNodeSyncOptions) {
+    super(() => this.#reconcile(), o.resyncMs ?? 5000);
     this.#o = o;
-    this.#loop = new Periodic(() => this.#reconcile(), o.resyncMs ?? 5000);
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): void {
-    this.#loop.stop();
-  }
-
-  /** Stops the loop and waits for a pass in flight: nothing more is done to the EmuvNode once this resolves. */
-  halt(): Promise<void> {
-    return this.#loop.halt();
-  }
-
-  reconcile(): Promise<void> {
-    return this.#loop.run();
   }
 
   async #reconcile(): Promise<void> {

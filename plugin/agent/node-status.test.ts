@@ -72,7 +72,7 @@ describe('node status publisher over HTTP', () => {
     const p = newPublisher();
     await p.publish(desired);
     api.requests = [];
-    await p.reconcile();
+    await p.run();
     expect(api.requests.map((r) => r.method)).toEqual(['GET']);
   });
 

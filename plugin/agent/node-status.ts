@@ -69,15 +69,15 @@ export interface PublisherOptions {
   onError?: () => void;
 }
 
-export class NodeStatusPublisher {
+/** The loop (start, stop, halt; run = one pass now) is common/periodic.ts's; this class is the pass. */
+export class NodeStatusPublisher extends Periodic {
   readonly #o: PublisherOptions;
-  readonly #loop: Periodic;
   #desired: DesiredNodeState | null = null;
   #lastOk = false;
 
   constructor(options: PublisherOptions) {
+    super(() => this.#reconcile(), options.resyncMs ?? 5000);
     this.#o = options;
-    this.#loop = new Periodic(() => this.#reconcile(), options.resyncMs ?? 5000);
   }
 
   /** True after the last reconcile succeeded. */
@@ -88,25 +88,7 @@ export class NodeStatusPublisher {
   /** Sets what should be published and reconciles now. */
   async publish(desired: DesiredNodeState): Promise<void> {
     this.#desired = desired;
-    await this.reconcile();
-  }
-
-  start(): void {
-    this.#loop.start();
-  }
-
-  stop(): void {
-    this.#loop.stop();
-  }
-
-  /** Stops the loop and waits for a pass in flight: nothing more is done to the Node once this resolves. */
-  halt(): Promise<void> {
-    return this.#loop.halt();
-  }
-
-  /** One level-triggered pass; concurrent calls share the pass in flight. */
-  reconcile(): Promise<void> {
-    return this.#loop.run();
+    await this.run();
   }
 
   async #reconcile(): Promise<void> {
