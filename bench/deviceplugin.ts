@@ -1,5 +1,5 @@
 /**
- * Device plugin benchmark (issue 2 targets): Allocate latency p50/p99 over real gRPC (1,000 calls),
+ * Device plugin benchmark (targets in docs/benchmarks.md): Allocate latency p50/p99 over real gRPC (1,000 calls),
  * start-to-registered time, RSS after 10,000 Allocates, and how fast the agent reacts: kubelet restart to
  * re-registered, a GPU's device node vanishing to its slots Unhealthy and back (the integration tests only
  * check that these happen; the times are measured here). The agent runs as the bundled production

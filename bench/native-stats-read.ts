@@ -1,5 +1,5 @@
 /**
- * Stats-file read cost for the agent (issue 3 target: <= 50 us per container): readStatsFile() on the
+ * Stats-file read cost for the agent (target, docs/benchmarks.md: <= 50 us per container): readStatsFile() on the
  * golden stats file v1 (2 live processes) and on a file with all 240 slots live, measured in one run.
  * Writes bench/results/native-stats-read.json. Usage: node bench/native-stats-read.ts
  */

@@ -1,5 +1,5 @@
 /**
- * Reconcile benchmark against the real kube-apiserver (issue 5 target: 1,000 nodes x 20 policies
+ * Reconcile benchmark against the real kube-apiserver (target, docs/benchmarks.md: 1,000 nodes x 20 policies
  * converge in <= 10 s). Brings up the local cluster (localcluster/; root, binaries built by
  * localcluster/cluster/build.sh), installs the CRDs, creates 1,000 GPU Node objects (labels only, no kubelet
  * behind them) in 20 pools and 20 policies, then starts the operator (controller only, one replica)

@@ -1,5 +1,5 @@
 /**
- * Reconcile benchmark (issue 5 target: 1,000 nodes x 20 policies converge in <= 10 s). Runs the real
+ * Reconcile benchmark (target, docs/benchmarks.md: 1,000 nodes x 20 policies converge in <= 10 s). Runs the real
  * composition root (operator/main.ts, controller only, no leader election) as a child process against
  * the in-process fake apiserver (test/fakes/operator-apiserver.ts: list/watch, JSON Patch), so the
  * real client-node informers and HTTP calls are measured, without etcd or admission. Convergence: every

@@ -1,5 +1,5 @@
 /**
- * Webhook benchmark (issue 5 target: p99 <= 10 ms at 200 admissions/s). An in-process HTTPS
+ * Webhook benchmark (target, docs/benchmarks.md: p99 <= 10 ms at 200 admissions/s). An in-process HTTPS
  * WebhookServer with self-issued certificates; requests are sent open-loop at a fixed rate over
  * keep-alive connections (as the apiserver does), each one the pod-create fixture with emuv asks.
  * Baseline in the same run: the same server with a no-op handler (allowed, no patch), so TLS, HTTP and

@@ -1,4 +1,4 @@
-// Issue 4, group 2: the agent's device plugin against the real kubelet.
+// The agent's device plugin against the real kubelet.
 // - it registers emuv.io/vgpu and the Node shows the slots;
 // - a pod asking for emuv.io/vgpu: 1 runs and its log shows what Allocate injected (EMUV_* env, the
 //   interposer mounts, the GPU device nodes);

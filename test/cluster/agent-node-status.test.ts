@@ -1,4 +1,4 @@
-// Issue 4, group 1: the agent's node-status publisher against the real kubelet and kube-apiserver.
+// The agent's node-status publisher against the real kubelet and kube-apiserver.
 // - it sets emuv.io/vram-virtual (capacity and allocatable) on the real Node;
 // - the value survives the kubelet's own status updates;
 // - after a kubelet restart that registers the Node anew, the value comes back (the time it took is printed;

@@ -1,4 +1,4 @@
-// Issue 6, "done when": what `npm run demo` does, asserted. The emuv image (built from the Dockerfile's
+// What `npm run demo` does, asserted. The emuv image (built from the Dockerfile's
 // runtime stage) runs as the chart's agent DaemonSet and operator Deployment on the local cluster; a pod
 // asking for emuv.io/vram-virtual: 28Gi runs on the simulated 8 GiB GeForce, sees 28 GiB, allocates
 // 20 GiB and spills the part that does not fit; the spill shows in /metrics, /status, `emuv top --once`

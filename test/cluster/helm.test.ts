@@ -1,4 +1,4 @@
-// Issue 4, group 4: the real Helm CLI (built from helm.sh/helm by build.sh).
+// The real Helm CLI (built from helm.sh/helm by build.sh).
 // - Every chart in the repository (helm/*/Chart.yaml; helm/emuv once it exists) must pass
 //   `helm lint --strict` and render with `helm template`.
 // - A throwaway chart written here proves the CLI itself: lint --strict passes on a good chart and fails on

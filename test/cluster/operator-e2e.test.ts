@@ -1,4 +1,4 @@
-// Issue 5, "done when", on the local cluster with the agent and the operator running as host processes:
+// On the local cluster with the agent and the operator running as host processes:
 // create an EmuvPolicy, create a pod asking for emuv.io/vram-virtual: 28Gi, and watch it scheduled by
 // bytes, mutated by the webhook, allocated by the device plugin and running with its limit in its
 // environment. A second 28Gi pod no longer fits the node's bytes and stays Pending.
