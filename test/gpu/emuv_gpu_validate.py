@@ -6,7 +6,7 @@ Phases (run each in its own process, see emuv_gpu_validate.sh):
   gpu     : LLaMA-13B-shaped fp16 model fully in VRAM (upper baseline, reference logits)
   emuv    : same model under the interposer (EMUV_VRAM_SHARE=7680Mi, EMUV_LIMIT_BYTES=28Gi)
   accel   : HF accelerate device_map offload, max_memory {0: 7.5GiB, cpu: 100GiB}
-  verdict : checks the pass criteria (docs/interposer.md, "On a real GPU") on results.jsonl; exits 1 if any fails
+  verdict : checks the pass criteria (docs/interposer.md §8, "What only a GPU can verify") on results.jsonl; exits 1 if any fails
 
 Usage: python3 emuv_gpu_validate.py PHASE [OUT_DIR]
 Every phase prints one JSON line to stdout and appends it to OUT_DIR/results.jsonl
@@ -255,7 +255,7 @@ def phase_accel():
 
 
 def verdict():
-    """Pass criteria (docs/interposer.md, "On a real GPU"): virtual totals, exact logits, bounded real VRAM, the split warm-up,
+    """Pass criteria (docs/interposer.md §8, "What only a GPU can verify"): virtual totals, exact logits, bounded real VRAM, the split warm-up,
     and decode speed against the host-link bound and accelerate's CPU offload, all from this run."""
     rows = [json.loads(l) for l in open(os.path.join(OUT, "results.jsonl"))]
     by = {}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # emuv GPU validation on one H100: emulate an 8 GiB GeForce (7.5 GiB VRAM share, 28 GiB virtual) and
-# check the pass criteria (docs/interposer.md, "On a real GPU").
+# check the pass criteria (docs/interposer.md §8, "What only a GPU can verify").
 #
 # Usage, from the repository root, after `make -C native` (x86-64; the GPU machine has no network, so
 # build here and carry native/build):
