@@ -31,6 +31,10 @@ import {
   type UninstallApi,
 } from './uninstall.ts';
 
+// What the agent publishes for the one-gpu fixture: 8 GiB less the 512 MiB reserve, plus the auto spill
+// budget min(50 % of 32 GiB, 32 GiB - 8 GiB) = 16 GiB.
+const VRAM_VIRTUAL = String(8 * 2 ** 30 - 512 * 2 ** 20 + 16 * 2 ** 30);
+
 const OWNER = { namespace: 'emuv-system', name: 'emuv-agent' };
 const DS_PATH = '/apis/apps/v1/namespaces/emuv-system/daemonsets/emuv-agent';
 
@@ -61,8 +65,8 @@ function client(timeoutMs = 2000): UninstallApi {
 /** The Node as the agent leaves it while running: its resource in status, its two labels. */
 function publishedNode() {
   api.node.status = {
-    capacity: { cpu: '8', memory: '32Gi', 'emuv.io/vgpu': '16', 'emuv.io/vram-virtual': '25232932864' },
-    allocatable: { cpu: '8', memory: '31Gi', 'emuv.io/vgpu': '16', 'emuv.io/vram-virtual': '25232932864' },
+    capacity: { cpu: '8', memory: '32Gi', 'emuv.io/vgpu': '16', 'emuv.io/vram-virtual': VRAM_VIRTUAL },
+    allocatable: { cpu: '8', memory: '31Gi', 'emuv.io/vgpu': '16', 'emuv.io/vram-virtual': VRAM_VIRTUAL },
   };
   api.node.metadata.labels['emuv.io/gpu.count'] = '1';
   api.node.metadata.labels['emuv.io/gpu.product'] = 'NVIDIA-GeForce-RTX-4060';

@@ -75,7 +75,9 @@ describe('emuv discover', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('GPU 0: NVIDIA GeForce RTX 4060 (UUID: GPU-4f1e7c2a-1b3d-4e5f-8a9b-0c1d2e3f4a5b)');
     expect(r.stdout).toContain('PCIe 16 GT/s x8 = 15.8 GB/s spill');
-    expect(r.stdout).toContain('Capacity: emuv.io/vram-virtual 25232932864 (23.5 GiB), emuv.io/vgpu 16');
+    // 8 GiB less the 512 MiB reserve, plus the auto spill budget min(50 % of 32 GiB, 32 GiB - 8 GiB) = 16 GiB.
+    const vramVirtual = 8 * 2 ** 30 - 512 * 2 ** 20 + 16 * 2 ** 30;
+    expect(r.stdout).toContain(`Capacity: emuv.io/vram-virtual ${vramVirtual} (23.5 GiB), emuv.io/vgpu 16`);
   });
 
   it('takes EMUV_AGENT_* environment equivalents, and not the interposer contract’s EMUV_* ones', () => {

@@ -23,8 +23,9 @@ describe('npm run demo:local', () => {
     const { code, out } = await runDemo();
     expect(code, out).toBe(0);
     expect(out).toContain('SIMULATED: no NVIDIA GPU here');
-    expect(out).toContain('Capacity: emuv.io/vram-virtual 33822867456 (31.5 GiB), emuv.io/vgpu 16');
-    expect(out).toContain('add /spec/containers/0/env [{"name":"EMUV_LIMIT_BYTES","value":"30064771072"}]');
+    // The demo GeForce: 8 GiB less the 512 MiB reserve, plus min(50 % of its 48 GiB, 48 - 8 GiB) = 24 GiB spill.
+    expect(out).toContain(`Capacity: emuv.io/vram-virtual ${8 * 2 ** 30 - 512 * 2 ** 20 + 24 * 2 ** 30} (31.5 GiB), emuv.io/vgpu 16`);
+    expect(out).toContain(`add /spec/containers/0/env [{"name":"EMUV_LIMIT_BYTES","value":"${28 * 2 ** 30}"}]`);
     expect(out).toContain('card: cuMemGetInfo total 28.0 GiB free 28.0 GiB; cuDeviceTotalMem 28.0 GiB; NVML total 28.0 GiB');
     expect(out).toContain('allocated 20 x 1 GiB through cuMemAlloc');
     expect(out).toContain('data check on the last tensor: ok');
