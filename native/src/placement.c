@@ -357,6 +357,21 @@ CUresult emuv_place_free_rest(struct emuv_place *P, const struct emuv_alloc *a) 
   }
 }
 
+/* Gives back the total reserved for a request that is refused; counts an OOM event when asked. */
+static CUresult refuse(struct emuv_budget *b, uint64_t n, int count_oom) {
+  emuv_unreserve_total(b, n);
+  if (count_oom) emuv_count_event(b, EMUV_EV_OOM);
+  return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* Books a request placed whole in host memory (its total was reserved) and returns its record. */
+static CUresult spilled_whole(struct emuv_budget *b, struct emuv_alloc *rec, struct emuv_alloc a) {
+  *rec = a;
+  emuv_commit(b, 0, a.size);
+  emuv_count_event(b, EMUV_EV_SPILL);
+  return CUDA_SUCCESS;
+}
+
 /* ---- cuMemAlloc_v2 ---------------------------------------------------------------------------------- */
 
 /* VRAM within the share; beyond it (auto) split or zero-copy, (pinned) zero-copy, (managed) managed
@@ -400,16 +415,12 @@ CUresult emuv_place_alloc_rest(struct emuv_place *P, CUdeviceptr *dptr, uint64_t
   }
   if (!cfg->spill || capture || should_deny(P, capture)) {
     if (v) emuv_unreserve_vram(b, v);
-    emuv_unreserve_total(b, n);
-    if (!cfg->spill) emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return refuse(b, n, !cfg->spill);
   }
   r = spill_alloc(P, dptr, n, &v, rec);
   if (r != CUDA_SUCCESS) {
     if (v) emuv_unreserve_vram(b, v);
-    emuv_unreserve_total(b, n);
-    emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return refuse(b, n, 1);
   }
   if (has_range(rec->kind)) range_add(P, rec->key, rec->size);
   emuv_commit(b, v, n - v);
@@ -450,11 +461,7 @@ CUresult emuv_place_array(struct emuv_place *P, CUarray *arr, const CUDA_ARRAY_D
     emuv_count_event(b, EMUV_EV_OOM);
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
-  if (emuv_reserve_vram(b, n, EMUV_RESERVE_FULL) != n) {
-    emuv_unreserve_total(b, n);
-    emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
+  if (emuv_reserve_vram(b, n, EMUV_RESERVE_FULL) != n) return refuse(b, n, 1);
   CUresult r = d2 ? P->drv.cuArrayCreate_v2(arr, d2) : P->drv.cuArray3DCreate_v2(arr, d3);
   if (r != CUDA_SUCCESS) {
     emuv_unreserve_vram(b, n);
@@ -503,9 +510,7 @@ CUresult emuv_place_handle(struct emuv_place *P, CUmemGenericAllocationHandle *h
     if (vram_attempt_settled(b, cfg, n, r)) return r;
   }
   if (!cfg->spill || capture || should_deny(P, capture) || host_vmm_type(P, prop->location.id) == 0) {
-    emuv_unreserve_total(b, n);
-    if (!cfg->spill) emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return refuse(b, n, !cfg->spill);
   }
   CUmemAllocationProp hp = *prop;
   hp.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
@@ -516,15 +521,8 @@ CUresult emuv_place_handle(struct emuv_place *P, CUmemGenericAllocationHandle *h
     hp.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
     r = D->cuMemCreate(handle, n, &hp, flags);
   }
-  if (r != CUDA_SUCCESS) {
-    emuv_unreserve_total(b, n);
-    emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  *rec = (struct emuv_alloc){.key = *handle, .size = n, .host = n, .kind = EMUV_KIND_HANDLE};
-  emuv_commit(b, 0, n);
-  emuv_count_event(b, EMUV_EV_SPILL);
-  return CUDA_SUCCESS;
+  if (r != CUDA_SUCCESS) return refuse(b, n, 1);
+  return spilled_whole(b, rec, (struct emuv_alloc){.key = *handle, .size = n, .host = n, .kind = EMUV_KIND_HANDLE});
 }
 
 /* ---- stream-ordered allocation ---------------------------------------------------------------------- */
@@ -595,18 +593,9 @@ CUresult emuv_place_async(struct emuv_place *P, int ptsz, CUdeviceptr *dptr, siz
   }
   CUmemoryPool hp = NULL;
   if (!cfg->spill || should_deny(P, capture) || host_pool(P, &hp) != CUDA_SUCCESS) {
-    emuv_unreserve_total(b, n);
-    if (!cfg->spill) emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return refuse(b, n, !cfg->spill);
   }
   CUresult r = frompool(dptr, n, hp, s);
-  if (r != CUDA_SUCCESS) {
-    emuv_unreserve_total(b, n);
-    emuv_count_event(b, EMUV_EV_OOM);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  *rec = (struct emuv_alloc){.key = *dptr, .size = n, .host = n, .kind = EMUV_KIND_ASYNC_HOST};
-  emuv_commit(b, 0, n);
-  emuv_count_event(b, EMUV_EV_SPILL);
-  return CUDA_SUCCESS;
+  if (r != CUDA_SUCCESS) return refuse(b, n, 1);
+  return spilled_whole(b, rec, (struct emuv_alloc){.key = *dptr, .size = n, .host = n, .kind = EMUV_KIND_ASYNC_HOST});
 }
