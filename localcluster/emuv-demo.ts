@@ -162,7 +162,7 @@ export class ClusterDemo {
     this.#log('building dist/ (npm run build) and native/build (make -C native)');
     buildOutputs(NODE_BIN);
     const archives = [buildEmuvImage(dir, NODE_BIN), buildWorkloadImage(dir, this.driver?.libcuda)];
-    importImages(this.info.paths, archives, [EMUV_IMAGE, WORKLOAD_IMAGE]);
+    importImages(this.info, archives, [EMUV_IMAGE, WORKLOAD_IMAGE]);
     this.#log(`imported ${EMUV_IMAGE} and ${WORKLOAD_IMAGE} into the node's containerd`);
   }
 

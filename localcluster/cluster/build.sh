@@ -4,11 +4,18 @@
 #   kube-apiserver, kube-scheduler, kube-controller-manager, kubelet, kubectl  (k8s.io/kubernetes)
 #   etcd                                                              (go.etcd.io/etcd/server/v3)
 #   helm                                                              (helm.sh/helm/v3)
+#   containerd, containerd-shim-runc-v2, ctr                          (github.com/containerd/containerd/v2)
+#   runc                                                              (github.com/opencontainers/runc; cgo + libseccomp)
 # Versions come from localcluster/cluster/build/versions.env. Binaries are cached by version under
 #   ${EMUV_CACHE_DIR:-$HOME/.cache/emuv}/bin/<component>-<version>/
 # and only what is missing is built. The Go module cache, the Go build cache and the generated build
 # modules live under the same cache directory, never in the repository. Safe to run twice (a lock
 # serialises concurrent runs; results are moved into place only when complete).
+#
+# The Go toolchain: containerd needs Go >= GO_MIN_VERSION (versions.env). When the local go is older, the go
+# command is told GOTOOLCHAIN=$GO_TOOLCHAIN and fetches that toolchain from the Go module proxy into the same
+# cache (Go >= 1.21 can do that), so a CI machine with an older Go still builds; otherwise the local go is used.
+# runc needs cgo and libseccomp's headers (libseccomp-dev, pkg-config, gcc: setup-host.sh installs them).
 #
 # Usage: localcluster/cluster/build.sh [--print-dir]
 #   --print-dir   print the binary directories (KEY=path lines) and exit 0 if all are built, 1 if not.
@@ -22,35 +29,57 @@ cache="${EMUV_CACHE_DIR:-$HOME/.cache/emuv}"
 k8s_dir="$cache/bin/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache/bin/etcd-$ETCD_VERSION"
 helm_dir="$cache/bin/helm-$HELM_VERSION"
+containerd_dir="$cache/bin/containerd-$CONTAINERD_VERSION"
+runc_dir="$cache/bin/runc-$RUNC_VERSION"
+containerd_bins=(containerd containerd-shim-runc-v2 ctr)
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
 
 have_k8s() { for b in "${k8s_bins[@]}"; do [[ -x "$k8s_dir/$b" ]] || return 1; done; }
 have_etcd() { [[ -x "$etcd_dir/etcd" ]]; }
 have_helm() { [[ -x "$helm_dir/helm" ]]; }
+have_containerd() { for b in "${containerd_bins[@]}"; do [[ -x "$containerd_dir/$b" ]] || return 1; done; }
+have_runc() { [[ -x "$runc_dir/runc" ]]; }
+have_all() { have_k8s && have_etcd && have_helm && have_containerd && have_runc; }
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "KUBERNETES_BIN=$k8s_dir"
   echo "ETCD_BIN=$etcd_dir"
   echo "HELM_BIN=$helm_dir"
-  have_k8s && have_etcd && have_helm
+  echo "CONTAINERD_BIN=$containerd_dir"
+  echo "RUNC_BIN=$runc_dir"
+  have_all
   exit $?
 fi
 
 start=$(date +%s)
 log() { printf '[build.sh %s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$(($(date +%s) - start))" "$*"; }
 
-if have_k8s && have_etcd && have_helm; then
-  log "all binaries cached in $cache/bin (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION); nothing to build"
+if have_all; then
+  log "all binaries cached in $cache/bin (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION," \
+    "containerd $CONTAINERD_VERSION, runc $RUNC_VERSION); nothing to build"
   exit 0
 fi
 
 go_bin="$(command -v go || true)"
 [[ -n "$go_bin" ]] || go_bin=/usr/local/go/bin/go
 if [[ ! -x "$go_bin" ]]; then
-  echo "build.sh: no Go toolchain found (PATH or /usr/local/go/bin/go); Go >= 1.25 is required" >&2
+  echo "build.sh: no Go toolchain found (PATH or /usr/local/go/bin/go); Go >= 1.21 is required (it fetches $GO_TOOLCHAIN itself)" >&2
   exit 2
 fi
 go() { "$go_bin" "$@"; }
+
+# The local go if it is new enough, else the pinned toolchain from the module proxy (see the header).
+local_go="$(GOTOOLCHAIN=local "$go_bin" env GOVERSION)"
+local_go="${local_go#go}"
+if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$local_go" | sort -V | head -1)" == "$GO_MIN_VERSION" ]]; then
+  toolchain=local
+else
+  toolchain="$GO_TOOLCHAIN"
+  if [[ "$(printf '%s\n%s\n' 1.21 "$local_go" | sort -V | head -1)" != 1.21 ]]; then
+    echo "build.sh: local Go $local_go cannot fetch a toolchain (needs >= 1.21); install Go >= $GO_MIN_VERSION" >&2
+    exit 2
+  fi
+fi
 
 mkdir -p "$cache/bin" "$cache/src"
 exec 9>"$cache/build.lock"
@@ -61,11 +90,11 @@ fi
 
 export GOMODCACHE="$cache/go/mod"
 export GOCACHE="$cache/go/build"
-export GOTOOLCHAIN=local
+export GOTOOLCHAIN="$toolchain"
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
-log "go: $("$go_bin" version); cache: $cache; cores: $(nproc)"
+log "go: $("$go_bin" version) (local go $local_go, GOTOOLCHAIN=$toolchain); cache: $cache; cores: $(nproc)"
 
 build_etcd() {
   local mod="$cache/src/etcd-$ETCD_VERSION" out="$etcd_dir.tmp"
@@ -140,6 +169,31 @@ build_k8s() {
   rm -rf "$k8s_dir" && mv "$out" "$k8s_dir"
 }
 
+build_containerd() {
+  local out="$containerd_dir.tmp" p=github.com/containerd/containerd/v2
+  rm -rf "$out" && mkdir -p "$out"
+  # Static, as containerd's release builds: without cgo btrfs is left out anyway (no_btrfs says so explicitly, and
+  # keeps a cgo build from needing btrfs headers). The version ldflags are the Makefile's (else "2.4.2+unknown").
+  local pkgs=()
+  for b in "${containerd_bins[@]}"; do pkgs+=("$p/cmd/$b@$CONTAINERD_VERSION"); done
+  GOBIN="$out" GOFLAGS=-buildvcs=false CGO_ENABLED=0 go install -trimpath -tags no_btrfs \
+    -ldflags "-s -w -X $p/version.Version=$CONTAINERD_VERSION -X $p/version.Revision=emuv" "${pkgs[@]}"
+  rm -rf "$containerd_dir" && mv "$out" "$containerd_dir"
+}
+
+build_runc() {
+  local out="$runc_dir.tmp"
+  # seccomp needs cgo and libseccomp (the kubelet's RuntimeDefault profile and the CRI default go through it).
+  if ! pkg-config --exists libseccomp 2>/dev/null || ! command -v gcc >/dev/null; then
+    echo "build.sh: runc needs gcc, pkg-config and libseccomp-dev; run localcluster/cluster/setup-host.sh as root" >&2
+    exit 1
+  fi
+  rm -rf "$out" && mkdir -p "$out"
+  GOBIN="$out" GOFLAGS=-buildvcs=false CGO_ENABLED=1 go install -trimpath -tags seccomp \
+    -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" "github.com/opencontainers/runc@$RUNC_VERSION"
+  rm -rf "$runc_dir" && mv "$out" "$runc_dir"
+}
+
 step() {
   local name="$1" fn="$2" t0
   t0=$(date +%s)
@@ -149,10 +203,14 @@ step() {
 }
 
 have_etcd || step "etcd $ETCD_VERSION" build_etcd
+have_containerd || step "containerd $CONTAINERD_VERSION (${containerd_bins[*]})" build_containerd
+have_runc || step "runc $RUNC_VERSION" build_runc
 have_k8s || step "kubernetes $KUBERNETES_VERSION (${k8s_bins[*]})" build_k8s
 have_helm || step "helm $HELM_VERSION" build_helm
 
 "$k8s_dir/kube-apiserver" --version
 "$etcd_dir/etcd" --version | head -1
 "$helm_dir/helm" version --short
+"$containerd_dir/containerd" --version
+"$runc_dir/runc" --version | head -1
 log "done in $(($(date +%s) - start)) s; binaries under $cache/bin"

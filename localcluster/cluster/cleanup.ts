@@ -89,7 +89,7 @@ const netnsBefore = (p: Paths) => path.join(p.runDir, 'netns-before.json');
 
 /**
  * Records the network namespaces that exist before the cluster starts, so that clean-up deletes only the
- * pod namespaces this run created (containerd 1.6 pins them as /run/netns/cni-*, names not ours).
+ * pod namespaces this run created (containerd pins them as /run/netns/cni-*, names not ours).
  */
 export function recordNetns(p: Paths): void {
   writeFileSync(netnsBefore(p), JSON.stringify(listNetns()));

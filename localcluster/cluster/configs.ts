@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   APISERVER_PORT,
+  CDI_SPEC_DIRS,
   CGROUP_ROOT,
   NODE_IP,
   NODE_NAME,
@@ -105,7 +106,8 @@ export function daemonSpecs(p: Paths, bin: Binaries): Record<string, DaemonSpec>
     containerd: {
       name: 'containerd',
       netns: true,
-      argv: ['/usr/bin/containerd', `--config=${p.containerd}/config.toml`],
+      // build.sh's containerd, never the host's (Debian 12's 1.6 has no CDI and no CRI RuntimeConfig).
+      argv: [path.join(bin.containerd, 'containerd'), `--config=${p.containerd}/config.toml`],
     },
     kubelet: {
       name: 'kubelet',
@@ -125,54 +127,74 @@ export function daemonSpecs(p: Paths, bin: Binaries): Record<string, DaemonSpec>
 }
 
 /** The node's configuration files: containerd's, the CNI network's and the kubelet's. */
-export function writeNodeConfigs(p: Paths): void {
-  writeFileSync(path.join(p.containerd, 'config.toml'), containerdConfig(p));
+export function writeNodeConfigs(p: Paths, bin: Binaries): void {
+  writeFileSync(path.join(p.containerd, 'config.toml'), containerdConfig(p, bin));
   writeFileSync(path.join(cniConfDir(p), '10-emuv-test.conflist'), cniConfig(p));
   writeFileSync(path.join(p.kubeletRoot, 'config.yaml'), kubeletConfig(p));
 }
 
-function containerdConfig(p: Paths): string {
+function containerdConfig(p: Paths, bin: Binaries): string {
   const c = p.containerd;
-  return `version = 2
+  // Config version 4 (containerd 2.4): the sockets are the grpc/ttrpc/debug server plugins' (a top-level [grpc]
+  // is ignored there, and containerd would listen on /run/containerd/containerd.sock, a host containerd's socket);
+  // the CRI settings are split into the cri.v1.images and cri.v1.runtime plugins.
+  return `version = 4
 root = "${c}/root"
 state = "${c}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
-
-[grpc]
-  address = "${c}/containerd.sock"
-
-[ttrpc]
-  address = "${c}/containerd.sock.ttrpc"
+# Nothing from the host's /etc/containerd (the built-in default imports /etc/containerd/conf.d/*.toml).
+imports = []
+# NRI would listen on the host-wide /var/run/nri/nri.sock; the others are unused storage backends and tracing.
+disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.snapshotter.v1.blockfile", "io.containerd.tracing.processor.v1.otlp"]
 
 [debug]
-  address = "${c}/debug.sock"
   level = "info"
 
-[plugins."io.containerd.internal.v1.opt"]
+[plugins.'io.containerd.server.v1.grpc']
+  address = "${c}/containerd.sock"
+
+[plugins.'io.containerd.server.v1.ttrpc']
+  address = "${c}/containerd.sock.ttrpc"
+
+[plugins.'io.containerd.server.v1.debug']
+  address = "${c}/debug.sock"
+
+[plugins.'io.containerd.internal.v1.opt']
   path = "${c}/opt"
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "${PAUSE_IMAGE}"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "${c}/certs.d"
+
+[plugins.'io.containerd.cri.v1.runtime']
   enable_selinux = false
   # This host lets even root not lower oom_score_adj (no CAP_SYS_RESOURCE): the pause sandbox asks for -998.
   restrict_oom_score_adj = true
   disable_apparmor = true
+  # CDI is always on in containerd 2.4 (enable_cdi is gone). These are its default directories, named here because
+  # DRA drivers write their per-claim specs to /var/run/cdi (the kubelet plugin library's default), as on a user's node.
+  cdi_spec_dirs = ${JSON.stringify(CDI_SPEC_DIRS)}
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      # The shim of this containerd build: by name containerd would search PATH first and could find a host's
+      # older containerd-shim-runc-v2.
+      runtime_path = "${path.join(bin.containerd, 'containerd-shim-runc-v2')}"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        # cgroupfs, as the kubelet's cgroupDriver; containerd reports it to the kubelet (CRI RuntimeConfig).
+        SystemdCgroup = false
+        BinaryName = "${path.join(bin.runc, 'runc')}"
+        Root = "${c}/runc"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "${cniConfDir(p)}"
+
+[plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        BinaryName = "/usr/sbin/runc"
-        Root = "${c}/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "${cniConfDir(p)}"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${c}/certs.d"
 `;
 }
 

@@ -1,6 +1,7 @@
-// Host preparation: is this machine able to run the cluster (root, containerd, runc, CNI plugins, tools,
-// cgroups), install what is missing (setup-host.sh, apt-get), and claim the machine, which holds one
-// cluster at a time (its network namespace, addresses, cgroup root and device-plugin directory are fixed).
+// Host preparation: is this machine able to run the cluster (root, CNI plugins, tools, cgroups, what build.sh
+// needs to build runc; containerd and runc themselves are build.sh's, not the host's), install what is missing
+// (setup-host.sh, apt-get), and claim the machine, which holds one cluster at a time (its network namespace,
+// addresses, cgroup root and device-plugin directory are fixed).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,24 +15,23 @@ export function checkHost(): void {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) problems.push('the cluster layer must run as root (network namespaces, mounts, cgroups)');
   const tools: Array<[string, string]> = [
-    ['/usr/bin/containerd', 'containerd'],
-    ['/usr/sbin/runc', 'runc'],
-    ['/usr/bin/ctr', 'ctr (containerd)'],
     ['/usr/lib/cni/bridge', 'CNI plugins (containernetworking-plugins)'],
     ['/usr/lib/cni/host-local', 'CNI plugins (containernetworking-plugins)'],
     ['/usr/lib/cni/loopback', 'CNI plugins (containernetworking-plugins)'],
   ];
   for (const [file, what] of tools) if (!existsSync(file)) problems.push(`${what} missing (${file})`);
-  for (const bin of ['ip', 'nsenter', 'openssl', 'gcc', 'tar', 'iptables', 'mount', 'umount']) {
+  for (const bin of ['ip', 'nsenter', 'openssl', 'gcc', 'tar', 'iptables', 'mount', 'umount', 'pkg-config']) {
     if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) problems.push(`${bin} missing`);
   }
+  // build.sh builds runc with seccomp (cgo); without the headers only that build would fail, much later.
+  if (spawnSync('pkg-config', ['--exists', 'libseccomp']).status !== 0) problems.push('libseccomp-dev missing (runc build)');
   if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers')) {
     problems.push('no cgroup hierarchy under /sys/fs/cgroup');
   }
   if (problems.length > 0) {
     throw new Error(
       `cluster layer: this host is not prepared:\n  - ${problems.join('\n  - ')}\n` +
-        `Run as root: localcluster/cluster/setup-host.sh   (installs containerd, runc, CNI plugins, iptables, openssl, gcc)`,
+        `Run as root: localcluster/cluster/setup-host.sh   (installs CNI plugins, iptables, openssl, gcc, libseccomp-dev)`,
     );
   }
 }

@@ -19,6 +19,8 @@ export const APISERVER_PORT = 6443;
 export const CGROUP_ROOT = 'emuv-test';
 /** The kubelet hard-codes its device plugin directory; the cluster bind-mounts a run-dir folder onto it. */
 export const DEVICE_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
+/** Where the node's containerd reads CDI specs (its defaults; DRA drivers write per-claim specs to /var/run/cdi). */
+export const CDI_SPEC_DIRS = ['/etc/cdi', '/var/run/cdi'];
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
 export const PROBE_IMAGE = 'emuv.local/probe:1';
 /** Names the run directory (and the process) that holds this machine's one cluster. */
@@ -61,6 +63,9 @@ export interface Binaries {
   kubernetes: string;
   etcd: string;
   helm: string;
+  /** containerd, containerd-shim-runc-v2 and ctr: the node's runtime is always this build, never the host's. */
+  containerd: string;
+  runc: string;
 }
 
 export interface DaemonSpec {

@@ -1,9 +1,9 @@
 // A real single-node Kubernetes on this machine, for tests and demos: etcd, kube-apiserver, kube-scheduler,
-// kube-controller-manager, containerd and a kubelet, all built from upstream sources by build.sh (no Docker,
-// no downloaded binaries). This file starts, stops and finds the cluster; each stage it runs is a file here:
+// kube-controller-manager, containerd (+ runc) and a kubelet, all built from upstream sources by build.sh (no
+// Docker, no downloaded binaries). This file starts, stops and finds the cluster; each stage it runs is a file here:
 //
 //   startCluster()
-//     host.ts       prepareHost        root, containerd, runc, CNI, tools present (else setup-host.sh, apt-get)
+//     host.ts       prepareHost        root, CNI plugins, libseccomp, tools present (else setup-host.sh, apt-get)
 //     binaries.ts   ensureBinaries     build.sh -> Binaries (cached by version under ~/.cache/emuv/bin)
 //     host.ts       claimMachine       one cluster per machine (/run/emuv-test-cluster.owner)
 //     cleanup.ts    cleanupStale       whatever an earlier run of this run directory left behind
@@ -156,11 +156,11 @@ async function startControlPlane(info: ClusterInfo, kube: Kube): Promise<void> {
 /** containerd with the node's images, then the kubelet until the node is Ready and schedulable. */
 async function startNode(info: ClusterInfo, kube: Kube): Promise<void> {
   const p = info.paths;
-  writeNodeConfigs(p);
+  writeNodeConfigs(p, info.bin);
   const archives = buildNodeImages(p);
   startDaemon(info, 'containerd');
-  await waitDaemon(info, 'containerd', 'containerd to answer', 30_000, () => ctrAnswers(p));
-  importImages(p, archives, NODE_IMAGES);
+  await waitDaemon(info, 'containerd', 'containerd to answer', 30_000, () => ctrAnswers(info));
+  importImages(info, archives, NODE_IMAGES);
   startDaemon(info, 'kubelet');
   await waitNodeReady(info, kube, 180_000);
 }

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs the host packages the local cluster (and so the real-cluster test layer) needs (Debian 12/13, root). Idempotent: packages
 # already installed are not touched and apt is not contacted at all when nothing is missing.
-#   containerd, runc            the container runtime the kubelet talks to (CRI), started by lifecycle.ts
 #   containernetworking-plugins bridge/host-local/loopback/portmap CNI plugins (/usr/lib/cni)
 #   iproute2                    ip netns / ip link for the cluster's network namespace
 #   iptables                    used by the CNI bridge plugin (ipMasq, portmap) and by the kubelet
 #   conntrack                   used by the CNI plugins on teardown
 #   openssl                     certificates and keys for the control plane
-#   gcc, libc6-dev              the static pause and test-image programs (gcc -static)
-# Containerd's own service is never enabled or started: the local cluster runs it with its own config and dirs.
+#   gcc, libc6-dev              the static pause and test-image programs (gcc -static); cgo for runc
+#   libseccomp-dev, pkg-config  build.sh builds runc with seccomp (cgo, links libseccomp.so.2)
+# containerd and runc are not Debian's: Debian 12's containerd 1.6.20 has no CDI and is unsupported by any
+# Kubernetes >= 1.34, so build.sh builds containerd, its shim and runc (versions.env), and the cluster runs them
+# with its own config, sockets and directories.
 set -euo pipefail
 
-pkgs=(containerd runc containernetworking-plugins iproute2 iptables conntrack openssl gcc libc6-dev
+pkgs=(containernetworking-plugins iproute2 iptables conntrack openssl gcc libc6-dev libseccomp-dev pkg-config
   ca-certificates util-linux procps)
 
 if [[ "$(id -u)" != 0 ]]; then
@@ -29,7 +31,7 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 else
   echo "setup-host.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # policy-rc.d keeps the package scripts from starting containerd's system service (we run our own).
+  # policy-rc.d keeps package scripts from starting system services (none of ours needs one).
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [[ ! -e "$policy" ]]; then
@@ -47,8 +49,9 @@ for m in overlay br_netfilter; do
 done
 
 
-for b in containerd runc ctr ip iptables openssl gcc; do
+for b in ip iptables openssl gcc pkg-config; do
   command -v "$b" >/dev/null || { echo "setup-host.sh: $b still missing after install" >&2; exit 1; }
 done
 [[ -x /usr/lib/cni/bridge ]] || { echo "setup-host.sh: /usr/lib/cni/bridge missing" >&2; exit 1; }
-echo "setup-host.sh: ok ($(containerd --version | awk '{print $3}'), $(runc --version | head -1))"
+pkg-config --exists libseccomp || { echo "setup-host.sh: libseccomp (pkg-config) missing after install" >&2; exit 1; }
+echo "setup-host.sh: ok (CNI plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins), libseccomp $(pkg-config --modversion libseccomp))"
