@@ -14,7 +14,6 @@
 // The cluster (cluster/lifecycle.ts has the data flow): start, find, stop, and what a test needs of it.
 export { loadCluster, restartKubelet, startCluster, stopCluster, waitNodeReady, type StartOptions } from './cluster/lifecycle.ts';
 export {
-  CDI_SPEC_DIRS,
   CGROUP_ROOT,
   DEVICE_PLUGIN_DIR,
   HOST_IP,

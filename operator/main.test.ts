@@ -176,6 +176,46 @@ describe('operator main against a fake apiserver', () => {
     await until('spec update', () => (api.get(EMUVNODES, 'g1') as Loose)?.spec?.slotsPerGpu === 2);
     expect(api.requests.some((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/default/events')).toBe(true);
 
+    // allocation DRA: copied into EmuvNode.spec, and the webhook converts the pod and makes its claim templates.
+    const cur2 = api.get(POLICIES, 'ml')!;
+    api.put(POLICIES, { ...cur2, spec: { ...(cur2.spec as object), allocation: 'DRA' } });
+    await until('allocation DRA', () => (api.get(EMUVNODES, 'g1') as Loose)?.spec?.allocation === 'DRA');
+    const dra = await admit('pod-create-emuv.json', caPem);
+    expect(dra.response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    const ops = JSON.parse(Buffer.from(dra.response.patch, 'base64').toString()) as Loose[];
+    expect(ops).toContainEqual({
+      op: 'add',
+      path: '/spec/resourceClaims',
+      value: [
+        { name: 'emuv-i0', resourceClaimTemplateName: 'emuv-vram-8589934592' },
+        { name: 'emuv-c0', resourceClaimTemplateName: 'emuv-vram-30064771072' },
+      ],
+    });
+    const made = api.list('/apis/resource.k8s.io/v1/namespaces/ml/resourceclaimtemplates') as Loose[];
+    expect(made.map((t) => t.metadata.name).sort()).toEqual(['emuv-vram-30064771072', 'emuv-vram-8589934592']);
+    expect(made.find((t) => t.metadata.name === 'emuv-vram-30064771072')).toMatchObject({
+      apiVersion: 'resource.k8s.io/v1',
+      kind: 'ResourceClaimTemplate',
+      metadata: { namespace: 'ml', labels: { 'app.kubernetes.io/managed-by': 'emuv-webhook' } },
+      spec: {
+        spec: {
+          devices: {
+            requests: [
+              {
+                name: 'vram',
+                exactly: {
+                  deviceClassName: 'gpu.emuv.io',
+                  allocationMode: 'ExactCount',
+                  count: 1,
+                  capacity: { requests: { memory: '30064771072' } },
+                },
+              },
+            ],
+          },
+        },
+      },
+    });
+
     if (process.env.EMUV_TEST_DUMP) process.stderr.write(output);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', (c) => r(c))));

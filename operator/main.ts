@@ -32,7 +32,8 @@ import type { KubeNode } from './controller/reconcile.ts';
 import { KubeClient } from './kube/client.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { handleMutatePods } from './webhook/admission.ts';
+import { admitPods } from './webhook/admission.ts';
+import { ClaimTemplates } from './webhook/claim-templates.ts';
 import { startCertUpkeep } from './webhook/cert-upkeep.ts';
 import { CertManager, loadProvidedCertificate } from './webhook/certs.ts';
 import { mutatePod } from './webhook/mutate-pod.ts';
@@ -73,9 +74,11 @@ async function startWebhook(
     metrics.certExpirySeconds.set(Date.parse(new X509Certificate(tls.certPem).validTo) / 1000);
     return tls;
   };
+  // DRA conversions refer to ResourceClaimTemplates; the webhook makes them (create on resourceclaimtemplates).
+  const templates = new ClaimTemplates({ api: client, clock: systemClock });
   const server = new WebhookServer({
     tls: await load(),
-    handle: (body) => handleMutatePods(body, deps.source, mutatePod),
+    handle: (body) => admitPods(body, { policies: deps.source, mutate: mutatePod, templates }),
     ready: deps.ready,
     metrics: {
       observe: (result, seconds) => {

@@ -31,7 +31,8 @@ const HELP = `usage: emuv <command> [flags]
 
 commands:
   discover   print the node's NVIDIA GPUs and the virtual capacity emuv would publish
-  plugin     run the node agent: device plugin for emuv.io/vgpu and node status for emuv.io/vram-virtual
+  plugin     run the node agent: device plugin for emuv.io/vgpu and node status for emuv.io/vram-virtual,
+             or (--dra=on) a DRA driver publishing this node's ResourceSlice
   status     print the agent's /status document (JSON)
   top        live view of GPUs, virtual capacity, spill and containers (--once: one snapshot)
   remove-agents  delete the agent DaemonSet in the foreground and wait: every agent cleans its node first
@@ -70,16 +71,23 @@ async function plugin(argv: string[]): Promise<number> {
   let nodeApi;
   let emuvNodeApi;
   let uninstallApi;
+  let sliceApi;
+  let claimApi;
   if (cfg.nodeStatus) {
     // Loaded only when needed: the Kubernetes client is most of the agent's memory.
-    const { createEmuvNodeApi, createNodeApi, createUninstallApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
+    const { createClaimApi, createEmuvNodeApi, createNodeApi, createSliceApi, createUninstallApi, loadKubeConfig } =
+      await import('./agent/kube-node-api.ts');
     const kc = loadKubeConfig(cfg.kubeconfig?.path ?? null, cfg.kubeconfig?.from);
     nodeApi = createNodeApi(kc);
     emuvNodeApi = createEmuvNodeApi(kc);
     // Each call at SIGTERM gives up after 5 s: the whole must fit in the pod's 30 s grace period.
     if (cfg.ownerDaemonSet) uninstallApi = createUninstallApi(kc, 5000);
+    if (cfg.dra.enabled) {
+      sliceApi = createSliceApi(kc);
+      claimApi = createClaimApi(kc);
+    }
   }
-  const agent = await startAgent(cfg, { logger, nvml, nodeApi, emuvNodeApi, uninstallApi });
+  const agent = await startAgent(cfg, { logger, nvml, nodeApi, emuvNodeApi, uninstallApi, sliceApi, claimApi });
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       logger.info('stopping', { signal });

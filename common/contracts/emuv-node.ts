@@ -6,6 +6,7 @@
 import type { VramMode } from './interposer.ts';
 import { parseSize } from './interposer.ts';
 import { MAX_SPILL_PERCENT, parseHostSpill, type HostSpill } from './host-spill.ts';
+import { ALLOCATION_VALUES, type Allocation } from './dra.ts';
 
 export const GROUP = 'emuv.io';
 export const VERSION = 'v1alpha1';
@@ -31,6 +32,7 @@ export const SPILL_BACKEND_VALUES = ['Auto', 'Pinned', 'Managed'] as const;
 
 export type VramModeName = (typeof VRAM_MODE_VALUES)[number];
 export type SpillBackend = (typeof SPILL_BACKEND_VALUES)[number];
+export { ALLOCATION_VALUES, type Allocation };
 
 /** The node configuration fields of EmuvNode.spec (and EmuvPolicy.spec), as the API stores them. */
 export interface NodeConfig {
@@ -39,6 +41,11 @@ export interface NodeConfig {
   slotsPerGpu: number;
   vramMode: VramModeName;
   spillBackend: SpillBackend;
+  /**
+   * How the node serves virtual GPU memory (common/contracts/dra.ts). The operator always writes it; an
+   * EmuvNode written by an operator older than the field has none (EmuvPolicy.spec defaults it).
+   */
+  allocation?: Allocation;
 }
 
 export type ParsedHostSpill = HostSpill;
@@ -51,6 +58,8 @@ export interface AgentNodeConfig {
   vramMode: VramMode;
   /** The CRD's spelling; applyNodeConfig (plugin/agent/emuv-node.ts) maps it onto EMUV_SPILL_BACKEND's. */
   spillBackend: SpillBackend;
+  /** undefined when the EmuvNode has no allocation (written by an older operator): the agent keeps its --allocation flag. */
+  allocation?: Allocation;
 }
 
 function bytes(field: string, text: unknown): number {
@@ -88,11 +97,16 @@ export function parseNodeConfig(spec: unknown): AgentNodeConfig {
     throw new Error(`vramMode: expected ${VRAM_MODE_VALUES.join(' or ')}, got ${JSON.stringify(s.vramMode)}`);
   if (!(SPILL_BACKEND_VALUES as readonly unknown[]).includes(s.spillBackend))
     throw new Error(`spillBackend: expected ${SPILL_BACKEND_VALUES.join(', ')}, got ${JSON.stringify(s.spillBackend)}`);
-  return {
+  // Optional (older operators do not write it), strict when present.
+  if (s.allocation !== undefined && !(ALLOCATION_VALUES as readonly unknown[]).includes(s.allocation))
+    throw new Error(`allocation: expected ${ALLOCATION_VALUES.join(' or ')}, got ${JSON.stringify(s.allocation)}`);
+  const out: AgentNodeConfig = {
     hostSpill,
     vramReserveBytes: bytes('vramReservePerGpu', s.vramReservePerGpu),
     slotsPerGpu: slots,
     vramMode: s.vramMode === 'Fixed' ? 'fixed' : 'fill',
     spillBackend: s.spillBackend as SpillBackend,
   };
+  if (s.allocation !== undefined) out.allocation = s.allocation as Allocation;
+  return out;
 }

@@ -5,13 +5,13 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   APISERVER_PORT,
-  CDI_SPEC_DIRS,
   CGROUP_ROOT,
   NODE_IP,
   NODE_NAME,
   PAUSE_IMAGE,
   POD_CIDR,
   SERVICE_CIDR,
+  cdiDir,
   cniConfDir,
   type Binaries,
   type DaemonSpec,
@@ -173,9 +173,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
   # This host lets even root not lower oom_score_adj (no CAP_SYS_RESOURCE): the pause sandbox asks for -998.
   restrict_oom_score_adj = true
   disable_apparmor = true
-  # CDI is always on in containerd 2.4 (enable_cdi is gone). These are its default directories, named here because
-  # DRA drivers write their per-claim specs to /var/run/cdi (the kubelet plugin library's default), as on a user's node.
-  cdi_spec_dirs = ${JSON.stringify(CDI_SPEC_DIRS)}
+  # CDI is always on in containerd 2.4 (enable_cdi is gone). One run-dir folder instead of its defaults (/etc/cdi,
+  # /var/run/cdi): DRA drivers on this node write their per-claim specs there (layout.ts, cdiDir).
+  cdi_spec_dirs = ${JSON.stringify([cdiDir(p)])}
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]

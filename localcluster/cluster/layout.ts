@@ -19,8 +19,6 @@ export const APISERVER_PORT = 6443;
 export const CGROUP_ROOT = 'emuv-test';
 /** The kubelet hard-codes its device plugin directory; the cluster bind-mounts a run-dir folder onto it. */
 export const DEVICE_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
-/** Where the node's containerd reads CDI specs (its defaults; DRA drivers write per-claim specs to /var/run/cdi). */
-export const CDI_SPEC_DIRS = ['/etc/cdi', '/var/run/cdi'];
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
 export const PROBE_IMAGE = 'emuv.local/probe:1';
 /** Names the run directory (and the process) that holds this machine's one cluster. */
@@ -57,6 +55,12 @@ export function paths(): Paths {
 /** The directories for the node's CNI configuration and the device-plugin bind mount. */
 export const cniConfDir = (p: Paths) => path.join(p.runDir, 'cni/net.d');
 export const devicePluginSource = (p: Paths) => path.join(p.runDir, 'device-plugins');
+/**
+ * Where the node's containerd reads CDI specs: a run-dir folder rather than the host's /etc/cdi and /var/run/cdi
+ * (containerd's defaults), so nothing on this machine leaks into the test node and a crashed run leaves nothing
+ * in the host's. DRA drivers write their per-claim specs here (emuv's agent: --cdi-dir).
+ */
+export const cdiDir = (p: Paths) => path.join(p.runDir, 'cdi');
 
 /** The binary directories build.sh fills (cached by version). */
 export interface Binaries {
@@ -87,6 +91,10 @@ export interface ClusterInfo {
   adminCert: string;
   adminKey: string;
   devicePluginDir: string;
+  /** The kubelet's DRA plugin directories (under its root dir) and the node's CDI spec directory. */
+  kubeletPluginsDir: string;
+  kubeletRegistryDir: string;
+  cdiDir: string;
   podResourcesSocket: string;
   kubernetesVersion: string;
   bin: Binaries;

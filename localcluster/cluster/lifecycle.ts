@@ -42,6 +42,7 @@ import {
   NETNS,
   NODE_IP,
   NODE_NAME,
+  cdiDir,
   cniConfDir,
   devicePluginSource,
   paths,
@@ -107,7 +108,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<ClusterInfo
 /** A fresh run directory and log directory (the logs of the previous run go now, not at its teardown). */
 function makeRunDir(p: Paths): void {
   rmSync(p.logDir, { recursive: true, force: true });
-  for (const d of [p.runDir, p.logDir, p.certs, p.pids, p.kubeletRoot, p.containerd, cniConfDir(p), devicePluginSource(p)]) {
+  for (const d of [p.runDir, p.logDir, p.certs, p.pids, p.kubeletRoot, p.containerd, cniConfDir(p), devicePluginSource(p), cdiDir(p)]) {
     mkdirSync(d, { recursive: true });
   }
   recordNetns(p);
@@ -122,6 +123,9 @@ function writeClusterInfo(p: Paths, bin: Binaries): ClusterInfo {
     server: `https://${NODE_IP}:${APISERVER_PORT}`,
     ...adminFiles(p),
     devicePluginDir: DEVICE_PLUGIN_DIR,
+    kubeletPluginsDir: path.join(p.kubeletRoot, 'plugins'),
+    kubeletRegistryDir: path.join(p.kubeletRoot, 'plugins_registry'),
+    cdiDir: cdiDir(p),
     podResourcesSocket: path.join(p.kubeletRoot, 'pod-resources/kubelet.sock'),
     kubernetesVersion: readVersions().KUBERNETES_VERSION ?? 'unknown',
     bin,

@@ -43,6 +43,8 @@ describe('CRD YAML', () => {
     expect(spec.slotsPerGpu.default).toBe(DEFAULTS.slotsPerGpu);
     expect(spec.vramMode.default).toBe(DEFAULTS.vramMode);
     expect(spec.spillBackend.default).toBe(DEFAULTS.spillBackend);
+    expect(spec.allocation).toMatchObject({ type: 'string', enum: ['DevicePlugin', 'DRA'], default: 'DevicePlugin' });
+    expect(DEFAULTS.allocation).toBe('DevicePlugin');
     expect(spec.podMemory.default).toEqual(DEFAULTS.podMemory);
     expect(spec.nodeSelector.default).toEqual({});
   });
@@ -90,9 +92,17 @@ describe('parseEmuvPolicy', () => {
         slotsPerGpu: 16,
         vramMode: 'Fill',
         spillBackend: 'Auto',
+        allocation: 'DevicePlugin',
         podMemory: { mode: 'Request', percentOfLimit: 100 },
       });
     }
+  });
+
+  it('takes allocation DRA and refuses any other spelling', () => {
+    const r = parseEmuvPolicy(policy({ allocation: 'DRA' }));
+    expect(r.ok && r.value.spec.allocation).toBe('DRA');
+    const bad = parseEmuvPolicy(policy({ allocation: 'dra' }));
+    expect(bad).toEqual({ ok: false, errors: ['spec.allocation: must be one of DevicePlugin, DRA (got "dra")'] });
   });
 
   it('keeps explicit values and defaults nested ones', () => {
@@ -186,6 +196,39 @@ describe('parseEmuvNode', () => {
   it('requires the whole effective config', () => {
     const r = parseEmuvNode({ apiVersion: 'emuv.io/v1alpha1', kind: 'EmuvNode', metadata: { name: 'n' }, spec: { slotsPerGpu: 2 } });
     expect(!r.ok && r.errors.join('\n')).toContain('spec: field hostSpillBudget is required');
+  });
+
+  const nodeSpec = { hostSpillBudget: 'Auto', vramReservePerGpu: '512Mi', slotsPerGpu: 16, vramMode: 'Fill', spillBackend: 'Auto' };
+  const emuvNode = (spec: unknown) => ({ apiVersion: 'emuv.io/v1alpha1', kind: 'EmuvNode', metadata: { name: 'n' }, spec });
+  it('allocation is optional (older operators do not write it), enum-checked when present, and not defaulted', () => {
+    const old = parseEmuvNode(emuvNode(nodeSpec));
+    expect(old.ok && old.value.spec.allocation).toBeUndefined();
+    const dra = parseEmuvNode(emuvNode({ ...nodeSpec, allocation: 'DRA' }));
+    expect(dra.ok && dra.value.spec.allocation).toBe('DRA');
+    expect(parseEmuvNode(emuvNode({ ...nodeSpec, allocation: 'Dra' }))).toEqual({
+      ok: false,
+      errors: ['spec.allocation: must be one of DevicePlugin, DRA (got "Dra")'],
+    });
+  });
+});
+
+describe('parseNodeConfig (the agent side of EmuvNode.spec)', () => {
+  const base = { hostSpillBudget: '8Gi', vramReservePerGpu: '1Gi', slotsPerGpu: 4, vramMode: 'Fixed', spillBackend: 'Auto' };
+  it('leaves allocation undefined when the EmuvNode has none, so the agent keeps its flag', () => {
+    const c = parseNodeConfig(base);
+    expect(c.allocation).toBeUndefined();
+    expect('allocation' in c).toBe(false);
+  });
+  it.each(['DevicePlugin', 'DRA'] as const)('passes allocation %s through', (allocation) => {
+    expect(parseNodeConfig({ ...base, allocation }).allocation).toBe(allocation);
+  });
+  it.each([['dra'], ['DevicePlugins'], [''], [1], [null]])('refuses allocation %j', (allocation) => {
+    expect(() => parseNodeConfig({ ...base, allocation })).toThrow(/^allocation: expected DevicePlugin or DRA, got /);
+  });
+  it('the CRD and the agent agree: every allocation the schema admits, the agent parses', () => {
+    for (const allocation of nodeSpecSchema.properties!.allocation!.enum!) {
+      expect(parseNodeConfig({ ...base, allocation }).allocation).toBe(allocation);
+    }
   });
 });
 

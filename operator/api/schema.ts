@@ -8,6 +8,7 @@
  */
 
 import {
+  ALLOCATION_VALUES,
   MAX_NODE_SIZE_BYTES,
   MAX_SLOTS_PER_GPU,
   MAX_SPILL_PERCENT,
@@ -15,6 +16,7 @@ import {
   VRAM_MODE_VALUES,
 } from '../../common/contracts/emuv-node.ts';
 import { HOST_SPILL_SHAPE_PATTERN, SPILL_PERCENT_REASON } from '../../common/contracts/host-spill.ts';
+import { DEFAULT_ALLOCATION } from '../../common/contracts/dra.ts';
 
 // The names, enums and bounds the agent shares are defined once, in common/contracts/emuv-node.ts.
 export * from '../../common/contracts/emuv-node.ts';
@@ -221,6 +223,17 @@ const nodeConfigProperties = (withDefaults: boolean): Record<string, Schema> => 
         'Managed: CUDA managed memory (opt-in; page faults). Defaults to Auto.',
       ...d(DEFAULTS.spillBackend),
     },
+    allocation: {
+      type: 'string',
+      enum: [...ALLOCATION_VALUES],
+      description:
+        'How the node serves virtual GPU memory. DevicePlugin: the extended resources emuv.io/vram-virtual and ' +
+        'emuv.io/vgpu (the admission webhook adds the slot). DRA: Dynamic Resource Allocation (resource.k8s.io/v1, ' +
+        'Kubernetes 1.34 or later, a CDI-capable runtime): the node publishes ResourceSlices of the gpu.emuv.io ' +
+        'DeviceClass, and the webhook turns a container limit of emuv.io/vram-virtual into a ResourceClaim. Defaults ' +
+        'to DevicePlugin.',
+      ...d(DEFAULTS.allocation),
+    },
   };
 };
 
@@ -235,6 +248,7 @@ export const DEFAULTS = {
   slotsPerGpu: 16,
   vramMode: 'Fill',
   spillBackend: 'Auto',
+  allocation: DEFAULT_ALLOCATION,
   podMemory: { mode: 'Request', percentOfLimit: 100 },
 } as const;
 
@@ -393,6 +407,7 @@ export const policyColumns: PrinterColumn[] = [
   { name: 'Matched', type: 'integer', jsonPath: '.status.matchedNodes', description: 'Nodes selected' },
   { name: 'Applied', type: 'integer', jsonPath: '.status.appliedNodes', description: 'Nodes where in effect' },
   { name: 'Conflicts', type: 'integer', jsonPath: '.status.conflictCount' },
+  { name: 'Allocation', type: 'string', jsonPath: '.spec.allocation', priority: 1 },
   { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
@@ -404,5 +419,6 @@ export const nodeColumns: PrinterColumn[] = [
   { name: 'Committed', type: 'string', jsonPath: '.status.committed' },
   { name: 'Spill', type: 'string', jsonPath: '.status.spillInUse', description: 'Spill in use' },
   { name: 'Policy', type: 'string', jsonPath: '.spec.policy', priority: 1 },
+  { name: 'Allocation', type: 'string', jsonPath: '.spec.allocation', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];

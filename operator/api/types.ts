@@ -1,8 +1,8 @@
 /** TypeScript shapes of `emuv.io/v1alpha1`; the schemas in `schema.ts` are authoritative. */
 import type { POD_MEMORY_MODE_VALUES, SELECTOR_OPERATORS } from './schema.ts';
-import type { NodeConfig, SpillBackend, VramModeName } from '../../common/contracts/emuv-node.ts';
+import type { Allocation, NodeConfig, SpillBackend, VramModeName } from '../../common/contracts/emuv-node.ts';
 
-export type { NodeConfig, SpillBackend, VramModeName };
+export type { Allocation, NodeConfig, SpillBackend, VramModeName };
 export type PodMemoryMode = (typeof POD_MEMORY_MODE_VALUES)[number];
 export type SelectorOperator = (typeof SELECTOR_OPERATORS)[number];
 
@@ -54,6 +54,8 @@ export interface PodMemoryReservation {
 
 /** EmuvPolicy.spec after defaulting (every defaulted field present). */
 export interface EmuvPolicySpec extends NodeConfig {
+  /** Defaulted (DevicePlugin), so always present on a parsed policy. */
+  allocation: Allocation;
   nodeSelector: LabelSelector;
   priority: number;
   maxPerContainer?: string;

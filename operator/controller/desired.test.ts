@@ -45,8 +45,24 @@ describe('desiredNodeSpec', () => {
       slotsPerGpu: 8,
       vramMode: 'Fixed',
       spillBackend: 'Auto',
+      allocation: 'DevicePlugin',
       policy: 'a',
     });
+  });
+  it('carries the winner allocation into the EmuvNode spec', () => {
+    const dra = policy('dra', { priority: 2, allocation: 'DRA' });
+    expect(desiredNodeSpec([a, dra], resolveNode([a, dra], n('x')), undefined)).toMatchObject({ allocation: 'DRA', policy: 'dra' });
+    expect(DEFAULT_NODE_CONFIG.allocation).toBe('DevicePlugin');
+  });
+  it('a tie keeps an older EmuvNode without allocation as it is (its agent keeps its flag)', () => {
+    const { allocation: _drop, ...older } = { ...DEFAULT_NODE_CONFIG, policy: 'a' };
+    const kept = desiredNodeSpec([a, b], resolveNode([a, b], n('x')), older);
+    expect(kept).toEqual({ ...older, conflictingPolicies: ['a', 'b'] });
+    expect('allocation' in kept).toBe(false);
+  });
+  it('a tie keeps the current allocation', () => {
+    const current = { ...DEFAULT_NODE_CONFIG, allocation: 'DRA' as const, policy: 'a' };
+    expect(desiredNodeSpec([a, b], resolveNode([a, b], n('x')), current).allocation).toBe('DRA');
   });
   it('defaults when no policy matches', () => {
     expect(desiredNodeSpec([], resolveNode([], n('x')), { ...DEFAULT_NODE_CONFIG, slotsPerGpu: 9, policy: 'gone' })).toEqual(

@@ -32,6 +32,7 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   slotsPerGpu: DEFAULTS.slotsPerGpu,
   vramMode: DEFAULTS.vramMode,
   spillBackend: DEFAULTS.spillBackend,
+  allocation: DEFAULTS.allocation,
 };
 
 const byPriorityThenName = (a: EmuvPolicy, b: EmuvPolicy) =>
@@ -47,14 +48,21 @@ export function resolveNode(policies: readonly EmuvPolicy[], node: NodeInfo): No
   return { node: node.name, matched, winner: top.metadata.name };
 }
 
+/**
+ * The node-config fields of a spec. `allocation` is copied only when present: a policy always has it
+ * (defaulted), while an EmuvNode written by an operator older than the field has none, and a tie keeps
+ * that node as it is (its agent goes on with its --allocation flag).
+ */
 function configOf(spec: NodeConfig): NodeConfig {
-  return {
+  const out: NodeConfig = {
     hostSpillBudget: spec.hostSpillBudget,
     vramReservePerGpu: spec.vramReservePerGpu,
     slotsPerGpu: spec.slotsPerGpu,
     vramMode: spec.vramMode,
     spillBackend: spec.spillBackend,
   };
+  if (spec.allocation !== undefined) out.allocation = spec.allocation;
+  return out;
 }
 
 /** The EmuvNode.spec a node should have, given the resolution and its current spec (if any). */

@@ -70,6 +70,16 @@ describe('Reconciler: node keys', () => {
     expect(f.api.events[0]?.message).toMatch(/^changed conflictingPolicies, policy, vramMode: /);
   });
 
+  it('adds allocation to an EmuvNode an older operator wrote without it, and names it in the event', async () => {
+    const { allocation: _none, ...older } = { ...DEFAULT_NODE_CONFIG, policy: 'p' };
+    const f = fixture({ policies: [policy('p', { allocation: 'DRA' })], nodes: [node('gpu-1')], emuvNodes: [emuvNode('gpu-1', older)] });
+    f.api.emuvNodes.set('gpu-1', f.caches.emuvNodes.items[0]!);
+    await f.r.reconcile('node/gpu-1');
+    expect(f.api.actions.find((a) => a.resource === 'emuvnodes')?.body).toEqual([{ op: 'add', path: '/spec/allocation', value: 'DRA' }]);
+    expect(f.api.emuvNodes.get('gpu-1')!.spec.allocation).toBe('DRA');
+    expect(f.api.events[0]?.message).toMatch(/^changed allocation: .*allocation=DRA$/);
+  });
+
   it('on a tie keeps the config, names the conflict, and warns once per window', async () => {
     const current = { ...DEFAULT_NODE_CONFIG, slotsPerGpu: 2, policy: 'a' };
     const f = fixture({

@@ -231,6 +231,6 @@ function nameOf(raw: unknown): string {
 function describe(spec: EmuvNodeSpec): string {
   return (
     `policy=${spec.conflictingPolicies ? `(tie: ${spec.conflictingPolicies.join(', ')})` : (spec.policy ?? '(defaults)')} hostSpillBudget=${spec.hostSpillBudget} vramReservePerGpu=${spec.vramReservePerGpu} ` +
-    `slotsPerGpu=${spec.slotsPerGpu} vramMode=${spec.vramMode} spillBackend=${spec.spillBackend}`
+    `slotsPerGpu=${spec.slotsPerGpu} vramMode=${spec.vramMode} spillBackend=${spec.spillBackend} allocation=${spec.allocation ?? '(agent flag)'}`
   );
 }

@@ -84,3 +84,26 @@ export interface CertApi {
   getMutatingWebhookConfiguration(name: string): Promise<WebhookConfig | undefined>;
   patchMutatingWebhookConfiguration(name: string, ops: JsonPatchOp[]): Promise<void>;
 }
+
+/** One device request of a claim: exactly `count` devices of a class, each with a capacity request. */
+export interface ExactDeviceRequest {
+  name: string;
+  exactly: {
+    deviceClassName: string;
+    allocationMode: 'ExactCount';
+    count: number;
+    capacity: { requests: Record<string, string> };
+  };
+}
+
+/** A resource.k8s.io/v1 ResourceClaimTemplate as the webhook writes it (its JSON shape on the wire). */
+export interface ResourceClaimTemplate {
+  metadata: { name: string; namespace: string; labels?: Record<string, string> };
+  spec: { spec: { devices: { requests: ExactDeviceRequest[] } } };
+}
+
+/** The admission webhook's one write: the claim templates its DRA conversion refers to. */
+export interface ClaimTemplateApi {
+  /** POST; rejects with the apiserver's error (code 409 when a template of that name exists). */
+  createResourceClaimTemplate(template: ResourceClaimTemplate): Promise<void>;
+}

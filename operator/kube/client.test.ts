@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from './client.ts';
+import { claimTemplateFor } from '../webhook/claim-templates.ts';
 import type { Loose } from '../../test/fakes/operator-objects.ts';
 
 interface Seen {
@@ -116,6 +117,19 @@ describe('KubeClient against a recording HTTP server', () => {
     expect(await client.getSecret('emuv-system', 'x')).toBeUndefined();
     reply = () => ({ status: 500, body: { kind: 'Status', code: 500 } });
     await expect(client.getSecret('emuv-system', 'x')).rejects.toMatchObject({ code: 500 });
+    reply = () => ({ status: 200, body: {} });
+  });
+
+  it('creates a ResourceClaimTemplate through resource.k8s.io/v1 with every field on the wire, and surfaces 409', async () => {
+    reply = (s) => ({ status: 201, body: s.body });
+    const t = claimTemplateFor('ml', 28n << 30n);
+    await client.createResourceClaimTemplate(t);
+    expect(last().method).toBe('POST');
+    expect(last().url).toBe('/apis/resource.k8s.io/v1/namespaces/ml/resourceclaimtemplates?fieldManager=emuv-operator');
+    // Exactly the template: client-node's serializer keeps only keys its models know, and dropped nothing here.
+    expect(last().body).toEqual({ apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimTemplate', ...t });
+    reply = () => ({ status: 409, body: { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' } });
+    await expect(client.createResourceClaimTemplate(t)).rejects.toMatchObject({ code: 409 });
     reply = () => ({ status: 200, body: {} });
   });
 });

@@ -9,15 +9,26 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
+  ResourceV1Api,
   V1MicroTime,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import type { KubeConfig, V1Lease, V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, V1Lease, V1ResourceClaimTemplate, V1Secret } from '@kubernetes/client-node';
 import { GROUP, PLURAL_NODE, PLURAL_POLICY, VERSION } from '../api/schema.ts';
 import type { EmuvNode } from '../api/types.ts';
 import { isNotFound } from '../../common/kube/errors.ts';
 import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
-import type { CertApi, CoreEvent, EmuvApi, Lease, LeaseApi, Secret, WebhookConfig } from './api.ts';
+import type {
+  CertApi,
+  ClaimTemplateApi,
+  CoreEvent,
+  EmuvApi,
+  Lease,
+  LeaseApi,
+  ResourceClaimTemplate,
+  Secret,
+  WebhookConfig,
+} from './api.ts';
 
 export const FIELD_MANAGER = 'emuv-operator';
 
@@ -32,17 +43,19 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   }
 }
 
-export class KubeClient implements EmuvApi, LeaseApi, CertApi {
+export class KubeClient implements EmuvApi, LeaseApi, CertApi, ClaimTemplateApi {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly coordination: CoordinationV1Api;
   private readonly admission: AdmissionregistrationV1Api;
+  private readonly resource: ResourceV1Api;
 
   constructor(kc: KubeConfig) {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.resource = kc.makeApiClient(ResourceV1Api);
   }
 
   async createEmuvNode(obj: EmuvNode): Promise<EmuvNode> {
@@ -136,6 +149,20 @@ export class KubeClient implements EmuvApi, LeaseApi, CertApi {
 
   async patchMutatingWebhookConfiguration(name: string, ops: JsonPatchOp[]): Promise<void> {
     await this.admission.patchMutatingWebhookConfiguration({ name, body: ops, fieldManager: FIELD_MANAGER }, jsonPatch());
+  }
+
+  /**
+   * Through the typed ResourceV1Api: every field the template uses is in client-node 2.0.1's models
+   * (V1ExactDeviceRequest.capacity, V1CapacityRequirements.requests), so its serializer, which writes only
+   * the keys a model knows, sends all of it (client.test.ts checks the body on the wire).
+   */
+  async createResourceClaimTemplate(template: ResourceClaimTemplate): Promise<void> {
+    const body: V1ResourceClaimTemplate = { apiVersion: 'resource.k8s.io/v1', kind: 'ResourceClaimTemplate', ...template };
+    await this.resource.createNamespacedResourceClaimTemplate({
+      namespace: template.metadata.namespace,
+      body,
+      fieldManager: FIELD_MANAGER,
+    });
   }
 }
 

@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { applyJsonPatch } from '../../test/fakes/json-patch.ts';
 import { policy } from '../../test/fakes/operator-objects.ts';
 import type { Loose } from '../../test/fakes/operator-objects.ts';
-import { handleMutatePods, parseAdmissionReview } from './admission.ts';
+import { FakeKube } from '../../test/fakes/operator-kube.ts';
+import { HttpError } from '../../test/fakes/json-patch.ts';
+import { FakeClock } from '../clock.ts';
+import { admitPods, handleMutatePods, parseAdmissionReview } from './admission.ts';
+import { ClaimTemplates, claimTemplateFor } from './claim-templates.ts';
 import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 
 // EMUV_LIMIT_BYTES is plain decimal bytes: the quantities of the fixtures, in bytes.
@@ -147,5 +151,94 @@ describe('parseAdmissionReview', () => {
       }),
     );
     expect(r).toMatchObject({ ok: true, request: { uid: 'u', name: 'n', dryRun: true, namespace: '' } });
+  });
+});
+
+describe('admitPods: DRA claim templates', () => {
+  const draPolicies = [
+    policy('ml', {
+      namespaceSelector: { matchLabels: { team: 'ml' } },
+      podMemory: { mode: 'Request', percentOfLimit: 25 },
+      allocation: 'DRA',
+    }),
+  ];
+  const draSource = { forNamespace: (ns: string) => admissionPolicyFor(draPolicies, ns, nsLabels[ns]) };
+  const review = (over: Record<string, unknown> = {}) => {
+    const r = JSON.parse(fixture('pod-create-emuv.json').toString());
+    Object.assign(r.request, over);
+    return JSON.stringify(r);
+  };
+  function setup() {
+    const api = new FakeKube();
+    const templates = new ClaimTemplates({ api, clock: new FakeClock() });
+    const admit = (body: string, src = draSource) => admitPods(body, { policies: src, mutate: mutatePod, templates });
+    const creates = () => api.summary().filter((s) => s.startsWith('create resourceclaimtemplates/'));
+    return { api, admit, creates };
+  }
+
+  it('creates the templates the patch refers to before admitting, once (then from the cache)', async () => {
+    const { api, admit, creates } = setup();
+    const r = await admit(review());
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+    expect(r.body.response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    const pod = applyJsonPatch(JSON.parse(review()).request.object, decodePatch(r.body.response.patch)) as Loose;
+    expect(pod.spec.resourceClaims).toEqual([
+      { name: 'emuv-i0', resourceClaimTemplateName: `emuv-vram-${GIB8}` },
+      { name: 'emuv-c0', resourceClaimTemplateName: `emuv-vram-${GIB28}` },
+    ]);
+    // 25 % of 28Gi = 7Gi added to the memory request (4Gi) and limit (8Gi), as on the device-plugin path.
+    expect(pod.spec.containers[0].resources).toEqual({
+      limits: { memory: '15Gi' },
+      requests: { memory: '11Gi', cpu: '2' },
+      claims: [{ name: 'emuv-c0' }],
+    });
+    expect(pod.spec.containers[0].env).toEqual([{ name: 'HF_HOME', value: '/cache' }]);
+    expect(pod.metadata.annotations['emuv.io/allocation']).toBe('DRA');
+    expect(creates()).toEqual([
+      `create resourceclaimtemplates/ml/emuv-vram-${GIB8}`,
+      `create resourceclaimtemplates/ml/emuv-vram-${GIB28}`,
+    ]);
+    expect(api.claimTemplates.get(`ml/emuv-vram-${GIB28}`)).toEqual(claimTemplateFor('ml', 28n << 30n));
+    const again = await admit(review({ uid: 'second' }));
+    expect(again.status === 200 && again.body.response.allowed).toBe(true);
+    expect(creates()).toHaveLength(2);
+  });
+
+  it('a dry run creates nothing and still answers with the patch', async () => {
+    const { admit, creates } = setup();
+    const r = await admit(review({ dryRun: true }));
+    expect(r.status === 200 && r.body.response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    expect(creates()).toEqual([]);
+  });
+
+  it('a template that cannot be made denies the pod with 500 InternalError and what to do', async () => {
+    const { api, admit } = setup();
+    api.failNext.set('create:resourceclaimtemplates', new HttpError(403, 'forbidden'));
+    const r = await admit(review());
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+    expect(r.body.response.allowed).toBe(false);
+    expect(r.body.response.patch).toBeUndefined();
+    expect(r.body.response.status).toMatchObject({ code: 500, reason: 'InternalError' });
+    expect(r.body.response.status?.message).toMatch(
+      /^could not create ResourceClaimTemplate ml\/emuv-vram-\d+, which the pod's emuv.io\/vram-virtual claim is made from \(HTTP 403: forbidden\): the emuv operator may not create resourceclaimtemplates/,
+    );
+  });
+
+  it('the device-plugin path and denied pods create nothing', async () => {
+    const { admit, creates } = setup();
+    const dp = await admit(review(), source);
+    expect(dp.status === 200 && dp.body.response.allowed).toBe(true);
+    const denied = await admit(fixture('pod-create-emuv-ns-denied.json').toString());
+    expect(denied.status === 200 && denied.body.response.status?.code).toBe(403);
+    const bad = await admit('not json');
+    expect(bad.status).toBe(400);
+    expect(creates()).toEqual([]);
+  });
+
+  it('falls back to the pod’s own namespace when the request names none', async () => {
+    const { admit, creates } = setup();
+    const r = await admit(review({ namespace: '' }), { forNamespace: () => ({ ...source.forNamespace('ml'), allocation: 'DRA' }) });
+    expect(r.status === 200 && r.body.response.allowed).toBe(true);
+    expect(creates()[0]).toBe(`create resourceclaimtemplates/ml/emuv-vram-${GIB8}`);
   });
 });

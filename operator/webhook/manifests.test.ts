@@ -23,7 +23,8 @@ describe('deploy/webhook', () => {
     const w = mwc.webhooks[0];
     expect(w.name).toBe(WEBHOOK_NAME);
     expect(w.clientConfig.service).toEqual({ name: WEBHOOK_SERVICE, namespace: DEFAULT_NAMESPACE, path: WEBHOOK_PATH, port: 443 });
-    expect(w).toMatchObject({ failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'] });
+    // NoneOnDryRun: on DRA the webhook creates ResourceClaimTemplates (claim-templates.ts), never on a dry run.
+    expect(w).toMatchObject({ failurePolicy: 'Fail', sideEffects: 'NoneOnDryRun', admissionReviewVersions: ['v1'] });
     expect(w.timeoutSeconds).toBeLessThanOrEqual(5);
     expect(w.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
     const cond = w.matchConditions[0].expression as string;

@@ -207,7 +207,11 @@ describe('mutatePod: denied', () => {
 describe('admissionPolicyFor', () => {
   const ns = (labels: Record<string, string>) => labels;
   it('no policies: everyone may ask, defaults apply', () => {
-    expect(admissionPolicyFor([], 'x', undefined)).toEqual({ namespace: 'x', podMemory: { mode: 'Request', percentOfLimit: 100 } });
+    expect(admissionPolicyFor([], 'x', undefined)).toEqual({
+      namespace: 'x',
+      podMemory: { mode: 'Request', percentOfLimit: 100 },
+      allocation: 'DevicePlugin',
+    });
   });
   it('a namespace no policy admits is denied, with the policy names', () => {
     const p = policy('teams', { namespaceSelector: { matchLabels: { team: 'ml' } } });
@@ -233,6 +237,162 @@ describe('admissionPolicyFor', () => {
     const tie = policy('tie', { priority: 2, podMemory: { mode: 'Request', percentOfLimit: 30 } });
     expect(admissionPolicyFor([lo, hi], 'ml', {}).podMemory.mode).toBe('None');
     expect(admissionPolicyFor([lo, hi, tie], 'ml', {}).podMemory).toEqual({ mode: 'Request', percentOfLimit: 30 });
+  });
+});
+
+describe('admissionPolicyFor: allocation', () => {
+  it('comes from the applicable policy with the highest priority; ties go to the first by name', () => {
+    const lo = policy('lo', { priority: 1, allocation: 'DRA' });
+    const hi = policy('hi', { priority: 2 });
+    const other = policy('other', { priority: 9, allocation: 'DRA', namespaceSelector: { matchLabels: { team: 'x' } } });
+    expect(admissionPolicyFor([lo], 'ml', {}).allocation).toBe('DRA');
+    expect(admissionPolicyFor([lo, hi], 'ml', {}).allocation).toBe('DevicePlugin');
+    // A policy whose namespaceSelector misses the namespace does not count, whatever its priority.
+    expect(admissionPolicyFor([lo, hi, other], 'ml', {}).allocation).toBe('DevicePlugin');
+    expect(admissionPolicyFor([lo, hi, other], 'ml', { team: 'x' }).allocation).toBe('DRA');
+    const a = policy('a', { priority: 2, allocation: 'DRA' });
+    const z = policy('z', { priority: 2 });
+    expect(admissionPolicyFor([z, a], 'ml', {}).allocation).toBe('DRA');
+    expect(admissionPolicyFor([z, policy('b', { priority: 2 }), a], 'ml', {}).allocation).toBe('DRA');
+    expect(admissionPolicyFor([policy('a', { priority: 2 }), policy('b', { priority: 2, allocation: 'DRA' })], 'ml', {}).allocation).toBe(
+      'DevicePlugin',
+    );
+  });
+  it('a denied namespace gets the default', () => {
+    const p = policy('dra', { allocation: 'DRA', namespaceSelector: { matchLabels: { team: 'ml' } } });
+    expect(admissionPolicyFor([p], 'guests', {})).toMatchObject({ allocation: 'DevicePlugin', deniedReason: expect.any(String) });
+  });
+});
+
+describe('mutatePod: DRA', () => {
+  const dra: AdmissionPolicy = { ...open, allocation: 'DRA' };
+  const draNoMem: AdmissionPolicy = { ...noMem, allocation: 'DRA' };
+  const GIB28N = 28n << 30n;
+
+  it('turns the limit into a pod claim from the size template, keeps the memory reservation, sets no EMUV_LIMIT_BYTES', () => {
+    const p = pod([ctr({ limits: { 'emuv.io/vram-virtual': '28Gi', memory: '4Gi' }, requests: { cpu: '1' } })]);
+    const { out, r } = apply(p, dra);
+    const c = out.spec.containers[0];
+    expect(c.resources).toEqual({
+      limits: { memory: '32Gi' },
+      requests: { cpu: '1', memory: '32Gi' },
+      claims: [{ name: 'emuv-c0' }],
+    });
+    expect(c.env).toBeUndefined();
+    expect(out.spec.resourceClaims).toEqual([{ name: 'emuv-c0', resourceClaimTemplateName: `emuv-vram-${GIB28}` }]);
+    expect(out.metadata.annotations).toEqual({
+      'emuv.io/admitted': 'v1',
+      'emuv.io/allocation': 'DRA',
+      'emuv.io/spill-memory-reserved': `{"c":"${GIB28}"}`,
+    });
+    expect(r).toMatchObject({ allowed: true, warnings: [], claimTemplates: [GIB28N] });
+    expect(JSON.stringify(out)).not.toContain('emuv.io/vgpu');
+    expect(JSON.stringify(out)).not.toContain('emuv.io/vram-virtual');
+  });
+
+  it('drops maps left empty: a requests-only ask gains no limits', () => {
+    const { out } = apply(pod([ctr({ requests: { 'emuv.io/vram-virtual': '1Gi' } })]), draNoMem);
+    expect(out.spec.containers[0].resources).toEqual({ claims: [{ name: 'emuv-c0' }] });
+  });
+
+  it('names claims by list and index, shares one template per size, keeps the user claims', () => {
+    const p = pod(
+      [
+        { ...ctr({ requests: { cpu: '1' } }), name: 'plain' },
+        { ...ctr({ limits: { 'emuv.io/vram-virtual': '2Gi' }, claims: [{ name: 'mine' }] }), name: 'a' },
+        { ...ctr({ limits: { 'emuv.io/vram-virtual': '2Gi' } }), name: 'b' },
+      ],
+      {
+        initContainers: [{ ...ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } }), name: 'init' }],
+        resourceClaims: [{ name: 'mine', resourceClaimName: 'shared-gpu' }],
+      },
+    );
+    const { out, r } = apply(p, draNoMem);
+    expect(out.spec.containers[0]).toEqual(p.spec.containers[0]);
+    expect(out.spec.containers[1].resources.claims).toEqual([{ name: 'mine' }, { name: 'emuv-c1' }]);
+    expect(out.spec.containers[2].resources.claims).toEqual([{ name: 'emuv-c2' }]);
+    expect(out.spec.initContainers[0].resources).toEqual({ claims: [{ name: 'emuv-i0' }] });
+    expect(out.spec.resourceClaims).toEqual([
+      { name: 'mine', resourceClaimName: 'shared-gpu' },
+      { name: 'emuv-i0', resourceClaimTemplateName: `emuv-vram-${GIB1}` },
+      { name: 'emuv-c1', resourceClaimTemplateName: `emuv-vram-${GIB2}` },
+      { name: 'emuv-c2', resourceClaimTemplateName: `emuv-vram-${GIB2}` },
+    ]);
+    expect(r.allowed && r.claimTemplates).toEqual([1n << 30n, 2n << 30n]);
+  });
+
+  it('is idempotent, and a reinvocation converts only a container added since, listing nothing twice', () => {
+    const { out } = apply(pod([ctr({ limits: { 'emuv.io/vram-virtual': '2Gi' } })]), dra);
+    expect(mutatePod(out, dra)).toEqual({ allowed: true, patch: [], warnings: [] });
+    out.spec.containers.push({ ...ctr({ limits: { 'emuv.io/vram-virtual': '4Gi' } }), name: 'added' });
+    const { out: again, r } = apply(out, dra);
+    expect(again.spec.containers[0]).toEqual(out.spec.containers[0]);
+    expect(again.spec.containers[1].resources.claims).toEqual([{ name: 'emuv-c1' }]);
+    expect(again.spec.resourceClaims.map((c: Loose) => c.name)).toEqual(['emuv-c0', 'emuv-c1']);
+    expect(r.allowed && r.claimTemplates).toEqual([4n << 30n]);
+    expect(JSON.parse(again.metadata.annotations['emuv.io/spill-memory-reserved'])).toEqual({ c: GIB2, added: GIB4 });
+  });
+
+  it('reuses an entry that is already what it would add (a pod written from an earlier conversion)', () => {
+    const resourceClaims = [{ name: 'emuv-c0', resourceClaimTemplateName: `emuv-vram-${GIB1}` }];
+    const p = pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' }, claims: [{ name: 'emuv-c0' }] })], { resourceClaims });
+    const { out } = apply(p, draNoMem);
+    expect(out.spec.resourceClaims).toEqual(resourceClaims);
+    expect(out.spec.containers[0].resources.claims).toEqual([{ name: 'emuv-c0' }]);
+  });
+
+  it('refuses to take over a pod claim of the user that has emuv’s name', () => {
+    const p = pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } })], { resourceClaims: [{ name: 'emuv-c0', resourceClaimName: 'x' }] });
+    const r = mutatePod(p, dra);
+    expect(r).toMatchObject({ allowed: false, code: 400, message: expect.stringContaining('the pod claim "emuv-c0" is emuv') });
+    const bad = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } })], { resourceClaims: 'x' }), dra);
+    expect(bad).toMatchObject({ allowed: false, code: 400, message: 'spec.resourceClaims must be a list' });
+  });
+
+  it('removes a user-set EMUV_LIMIT_BYTES with the same warning, keeping other env', () => {
+    const env = [
+      { name: 'A', value: '1' },
+      { name: 'EMUV_LIMIT_BYTES', value: '999Gi' },
+    ];
+    const { out, r } = apply(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } }, env)]), draNoMem);
+    expect(out.spec.containers[0].env).toEqual([{ name: 'A', value: '1' }]);
+    expect(r.allowed && r.warnings).toEqual(['container "c": EMUV_LIMIT_BYTES is set by emuv; the value in the pod spec was replaced']);
+  });
+
+  it('still enforces the per-container maximum, the equality of request and limit, and the namespace gate', () => {
+    const over = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': '28Gi' } })]), { ...dra, maxPerContainer: 16n << 30n });
+    expect(over).toMatchObject({ allowed: false, code: 403, message: expect.stringContaining('allows at most 16Gi per container') });
+    const mismatch = mutatePod(
+      pod([ctr({ limits: { 'emuv.io/vram-virtual': '16Gi' }, requests: { 'emuv.io/vram-virtual': '8Gi' } })]),
+      dra,
+    );
+    expect(mismatch).toMatchObject({ allowed: false, code: 400 });
+    expect(mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } })]), { ...dra, deniedReason: 'nope' })).toEqual({
+      allowed: false,
+      code: 403,
+      message: 'nope',
+    });
+    const vgpu = mutatePod(pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi', 'emuv.io/vgpu': '1' } })]), dra);
+    expect(vgpu).toMatchObject({ allowed: false, code: 403 });
+  });
+
+  it('leaves pods with their own claims that do not ask for emuv.io/vram-virtual alone', () => {
+    const p = pod([ctr({ claims: [{ name: 'gpu' }] })], {
+      resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'emuv-vram-1073741824' }],
+    });
+    expect(mutatePod(p, dra)).toEqual({ allowed: true, patch: [], warnings: [] });
+  });
+
+  it('the device-plugin path is unchanged: the same pod under DevicePlugin gets the slot and EMUV_LIMIT_BYTES', () => {
+    const p = pod([ctr({ limits: { 'emuv.io/vram-virtual': '1Gi' } })]);
+    for (const pol of [open, { ...open, allocation: 'DevicePlugin' as const }]) {
+      const { out, r } = apply(p, pol);
+      expect(out.spec.containers[0].resources.limits).toEqual({ 'emuv.io/vram-virtual': '1Gi', 'emuv.io/vgpu': '1' });
+      expect(out.spec.containers[0].env).toEqual([{ name: 'EMUV_LIMIT_BYTES', value: GIB1 }]);
+      expect(out.spec.resourceClaims).toBeUndefined();
+      expect(out.metadata.annotations['emuv.io/allocation']).toBeUndefined();
+      expect(r).not.toHaveProperty('claimTemplates');
+    }
   });
 });
 

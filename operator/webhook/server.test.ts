@@ -69,7 +69,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(handle?: (b: Buffer) => HandlerResult, ready = () => true) {
+async function start(handle?: (b: Buffer) => HandlerResult | Promise<HandlerResult>, ready = () => true) {
   const observed: string[] = [];
   const tls = await leaf();
   const logger = memoryLogger();
@@ -129,6 +129,23 @@ describe('WebhookServer', () => {
     expect(logger.entries.filter((e) => e.level === 'error')).toEqual([
       { level: 'error', msg: 'admission handler failed', fields: { err: 'bug', causes: ['root cause'] } },
     ]);
+  });
+
+  it('awaits an asynchronous handler (the DRA path creates claim templates first); a rejection is a 500', async () => {
+    let fail = false;
+    const { addr, observed, logger } = await start(async (b) => {
+      await new Promise((r) => setTimeout(r, 20));
+      if (fail) throw new Error('async bug');
+      return handleMutatePods(b, { forNamespace: (ns) => admissionPolicyFor([], ns, undefined) }, mutatePod);
+    });
+    const body = readFileSync(new URL('../../test/fixtures/admission/pod-create-emuv.json', import.meta.url));
+    const ok = await call(addr, 'POST', '/mutate-pods', body);
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body).response).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    fail = true;
+    expect((await call(addr, 'POST', '/mutate-pods', body)).status).toBe(500);
+    expect(observed).toEqual(['allowed', 'error']);
+    expect(logger.entries.filter((e) => e.level === 'error').map((e) => e.fields)).toEqual([{ err: 'async bug' }]);
   });
 
   it('hot-swaps the certificate for new connections', async () => {

@@ -19,14 +19,14 @@ export interface WebhookMetrics {
 export class WebhookServer {
   private server: Server | undefined;
   private tls: { certPem: string; keyPem: string };
-  private readonly handle: (body: Buffer) => HandlerResult;
+  private readonly handle: (body: Buffer) => HandlerResult | Promise<HandlerResult>;
   private readonly ready: () => boolean;
   private readonly metrics: WebhookMetrics | undefined;
   private readonly log: Logger;
 
   constructor(deps: {
     tls: { certPem: string; keyPem: string };
-    handle: (body: Buffer) => HandlerResult;
+    handle: (body: Buffer) => HandlerResult | Promise<HandlerResult>;
     ready?: () => boolean;
     metrics?: WebhookMetrics;
     logger: Logger;
@@ -97,22 +97,26 @@ export class WebhookServer {
     });
     req.on('end', () => {
       if (refused) return;
-      let result: HandlerResult;
-      try {
-        result = this.handle(Buffer.concat(chunks));
-      } catch (err) {
-        // A bug in our code must not look like a denial: answer 500 and let failurePolicy decide.
-        this.log.error('admission handler failed', errFields(err));
-        this.metrics?.observe('error', seconds(started));
-        return text(res, 500, 'internal error');
-      }
-      const body = JSON.stringify(result.body);
-      res.writeHead(result.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-      const outcome = result.status !== 200 ? 'bad_request' : result.body.response.allowed ? 'allowed' : 'denied';
-      this.metrics?.observe(outcome, seconds(started));
+      void this.answer(Buffer.concat(chunks), res, started);
     });
     req.on('error', (err) => this.log.warn('admission request failed', errFields(err)));
+  }
+
+  private async answer(body: Buffer, res: ServerResponse, started: bigint): Promise<void> {
+    let result: HandlerResult;
+    try {
+      result = await this.handle(body);
+    } catch (err) {
+      // A bug in our code must not look like a denial: answer 500 and let failurePolicy decide.
+      this.log.error('admission handler failed', errFields(err));
+      this.metrics?.observe('error', seconds(started));
+      return text(res, 500, 'internal error');
+    }
+    const json = JSON.stringify(result.body);
+    res.writeHead(result.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
+    const outcome = result.status !== 200 ? 'bad_request' : result.body.response.allowed ? 'allowed' : 'denied';
+    this.metrics?.observe(outcome, seconds(started));
   }
 }
 

@@ -35,6 +35,10 @@ import { applyNodeConfig, EmuvNodeSync, emuvNodeStatus, type EmuvNodeApi } from 
 import { desiredFromInventory, NodeStatusPublisher, type NodeApi } from './node-status.ts';
 import { armUninstall, uninstallOnStop, type UninstallApi } from './uninstall.ts';
 import { startUsageLoop, type UsageLoop } from './usage-loop.ts';
+import { startDra, type DraPart } from './dra.ts';
+import type { Allocation } from '../../common/contracts/dra.ts';
+import type { SliceApi } from '../dra/slice-sync.ts';
+import type { ClaimApi } from '../dra/driver.ts';
 
 export interface AgentDeps {
   logger: Logger;
@@ -44,6 +48,11 @@ export interface AgentDeps {
   nodeApi?: NodeApi;
   /** This node's EmuvNode (spec applied live, status written); optional even with node status on. */
   emuvNodeApi?: EmuvNodeApi;
+  /** ResourceSlices and ResourceClaims; required with --dra=on. */
+  sliceApi?: SliceApi;
+  claimApi?: ClaimApi;
+  /** How often the ResourceSlice is re-listed besides its watch. When unspecified, 10000 ms. */
+  sliceResyncMs?: number;
   /** Health poll interval. When unspecified, 500 ms (changes reach ListAndWatch within 1 s). */
   healthPollMs?: number;
   nodeStatusResyncMs?: number;
@@ -63,6 +72,8 @@ export interface AgentDeps {
 export interface AgentHandle {
   lifecycle: DevicePluginLifecycle;
   state: DeviceState;
+  /** The DRA part; null with --dra=off. */
+  dra: DraPart | null;
   /** Reads the stats files now and returns the fresh status document. */
   refreshStatus(): Promise<StatusDocument>;
   metricsPort: number | null;
@@ -138,6 +149,9 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
   const log = deps.logger;
   let usage: UsageLoop | null = null;
   let publisher: NodeStatusPublisher | null = null;
+  let dra: DraPart | null = null;
+  /** The node's allocation path: its EmuvNode's, else the flag's. */
+  let allocation: Allocation = config.dra.allocation;
   const metrics = createAgentMetrics(deps.registry ?? new Registry(), () => usage?.latest() ?? null);
 
   const discovery = discover(config, deps.nvml, log);
@@ -157,13 +171,17 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
             state,
             latest: () => usage?.latest() ?? null,
             apply: (spec) => {
+              const wanted = spec?.allocation ?? config.dra.allocation;
+              // Refused before anything is applied: the node keeps the configuration in effect, and EmuvNode says why.
+              if (wanted === 'DRA' && !config.dra.enabled)
+                throw new Error('allocation DRA: this agent runs with --dra=off (install the chart with dra.enabled=true)');
+              allocation = wanted;
+              dra?.setAllocation(wanted);
               const next = capacity(
                 spec ? applyNodeConfig(config.capacity, spec) : config.capacity,
                 spec ? `EmuvNode ${config.nodeName} spec.vramReservePerGpu` : '--vram-reserve',
               );
               state.setInventory(next);
-              // Before the publisher exists (the first pass), it publishes state.inventory when it starts.
-              void publisher?.publish(desiredFromInventory(next));
             },
             log,
           }),
@@ -186,6 +204,28 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
       )
     : null;
   parts.add('device plugin', await startDevicePlugin(config, lifecycle), (l) => l.stop());
+  if (config.dra.enabled) {
+    if (!deps.sliceApi || !deps.claimApi) throw new Error('--dra=on but no Kubernetes API for ResourceSlices and ResourceClaims was given');
+    dra = parts.add(
+      'DRA',
+      await startDra(
+        { ...config, dra: { ...config.dra, allocation } },
+        {
+          sliceApi: deps.sliceApi,
+          claimApi: deps.claimApi,
+          state,
+          discovery,
+          environment: () => allocateEnvironment(config, installed),
+          logger: log,
+          sliceResyncMs: deps.sliceResyncMs,
+          onClaimsChanged: () => void usage?.refresh().catch(() => {}),
+        },
+      ),
+      (d) => d.stop(),
+    );
+  }
+  // Node status follows the device state: its inventory, and whether the device plugin or DRA offers it.
+  state.subscribe(() => void publisher?.publish(desiredFromInventory(state.inventory, state.devicePluginOffered)).catch(() => {}));
 
   usage = parts.add(
     'usage loop',
@@ -224,10 +264,11 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
     await parts.stopAll();
     deps.nvml?.close();
   };
-  const loops = { health, emuvNode, publisher, usage };
+  const loops = { health, emuvNode, publisher, usage, dra };
   return {
     lifecycle,
     state,
+    dra,
     metricsPort: http?.port ?? null,
     refreshStatus: () => loops.usage.refresh(),
     stop,
@@ -239,8 +280,10 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
             await loops.usage.halt();
             await loops.emuvNode?.halt();
             await loops.publisher?.halt();
+            await loops.dra?.slices.halt();
           },
           plugin: { withdraw: () => state.withdraw(), stop: () => lifecycle.stop() },
+          dra: loops.dra,
           nodeName: config.nodeName,
           interposerDir: config.interposerDir,
           stateDir: config.stateDir,
@@ -351,6 +394,16 @@ async function startEmuvNodeSync(
   return sync;
 }
 
+/** What a container is given is probed from the host just before each Allocate or NodePrepareResources. */
+function allocateEnvironment(config: PluginConfig, installed: ReturnType<typeof installInterposer>): AllocateEnvironment {
+  return {
+    existingDevNodes: existingDevNodes(config.devRoot),
+    hostDevDir: config.hostDevDir,
+    interposer: installed.install,
+    stateDir: config.stateDir,
+  };
+}
+
 function devicePlugin(
   config: PluginConfig,
   state: DeviceState,
@@ -358,12 +411,7 @@ function devicePlugin(
   metrics: AgentMetrics,
   log: Logger,
 ): DevicePluginLifecycle {
-  const environment = (): AllocateEnvironment => ({
-    existingDevNodes: existingDevNodes(config.devRoot),
-    hostDevDir: config.hostDevDir,
-    interposer: installed.install,
-    stateDir: config.stateDir,
-  });
+  const environment = () => allocateEnvironment(config, installed);
   return new DevicePluginLifecycle({
     dir: config.devicePluginDir,
     socketName: DEVICE_PLUGIN_SOCKET,
@@ -444,7 +492,7 @@ async function startPublisher(
     onError: () => metrics.nodeStatusErrors.inc(),
   });
   try {
-    await p.publish(desiredFromInventory(state.inventory));
+    await p.publish(desiredFromInventory(state.inventory, state.devicePluginOffered));
   } catch (err) {
     p.stop();
     throw err;

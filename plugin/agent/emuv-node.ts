@@ -130,7 +130,10 @@ export interface EmuvNodeSyncOptions {
   nodeName: string;
   api: EmuvNodeApi;
   logger: Logger;
-  /** Called when the effective configuration changes (the agent rebuilds its inventory). */
+  /**
+   * Called when the effective configuration changes (the agent rebuilds its inventory). Throws when the agent
+   * cannot apply the spec; the status then says why, and the configuration in effect stays.
+   */
   onConfig: (spec: AgentNodeConfig | null) => void;
   /** Builds the status from the agent's current state. */
   status: (generation: number | undefined, specError: string | null, previous: EmuvNodeView['status']) => Record<string, unknown>;
@@ -166,8 +169,9 @@ export class EmuvNodeSync extends Periodic {
         const parsed = parseNodeConfig(obj.spec);
         const key = JSON.stringify(parsed);
         if (key !== this.#applied) {
-          this.#applied = key;
+          // onConfig may refuse a spec this agent cannot serve (allocation DRA with --dra=off): not applied then.
           this.#o.onConfig(parsed);
+          this.#applied = key;
           logger.info('EmuvNode spec applied', { node: nodeName, generation: obj.metadata?.generation });
         }
       } catch (err) {

@@ -11,6 +11,7 @@ import {
   Observable,
   PatchStrategy,
   setHeaderOptions,
+  Watch,
   type ConfigurationOptions,
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
@@ -21,6 +22,8 @@ import type { EmuvNodeApi, EmuvNodeView } from './emuv-node.ts';
 import type { NodeApi, NodeView } from './node-status.ts';
 import type { RemoveAgentsApi } from './remove-agents.ts';
 import type { DaemonSetRef, DaemonSetView, UninstallApi } from './uninstall.ts';
+import type { SliceApi, SliceView } from '../dra/slice-sync.ts';
+import type { ClaimApi } from '../dra/driver.ts';
 
 // Re-exported so main.ts loads the client library with one lazy import.
 export { loadKubeConfig } from '../../common/kube/config.ts';
@@ -108,5 +111,77 @@ export function createEmuvNodeApi(kc: KubeConfig): EmuvNodeApi {
         mergePatch,
       );
     },
+  };
+}
+
+const RESOURCE = { group: 'resource.k8s.io', version: 'v1' } as const;
+
+/**
+ * ResourceSlices and ResourceClaims through the generic custom-objects client: it sends and returns the
+ * objects as plain JSON. The typed ResourceV1Api serialises through models generated from the 1.36 OpenAPI,
+ * which drop every key they do not know (and spell requestPolicy.default `_default`), so fields newer than
+ * the client would be lost on the way.
+ */
+export function createSliceApi(kc: KubeConfig): SliceApi {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const slices = { ...RESOURCE, plural: 'resourceslices' };
+  const selector = (nodeName: string, driver: string) => `spec.nodeName=${nodeName},spec.driver=${driver}`;
+  return {
+    listSlices: async (nodeName, driver) =>
+      ((await custom.listClusterCustomObject({ ...slices, fieldSelector: selector(nodeName, driver) })) as { items: SliceView[] }).items,
+    createSlice: async (body) => (await custom.createClusterCustomObject({ ...slices, body })) as SliceView,
+    replaceSlice: async (name, body) => (await custom.replaceClusterCustomObject({ ...slices, name, body })) as SliceView,
+    deleteSlice: async (name) => {
+      await unlessNotFound(custom.deleteClusterCustomObject({ ...slices, name }), null);
+    },
+    nodeUid: async (name) => {
+      const uid = (await core.readNode({ name })).metadata?.uid;
+      if (!uid) throw new Error(`Node ${name} has no UID`);
+      return uid;
+    },
+    watchSlices: (nodeName, driver, onEvent) => {
+      const watch = new Watch(kc);
+      let stopped = false;
+      let current: { abort(): void } | null = null;
+      let retry: NodeJS.Timeout | null = null;
+      const open = () => {
+        if (stopped) return;
+        watch
+          .watch(
+            '/apis/resource.k8s.io/v1/resourceslices',
+            { fieldSelector: selector(nodeName, driver) },
+            () => onEvent(),
+            () => {
+              // The apiserver ends watches every few minutes, and a dropped connection ends one too: open
+              // another after a second (the resync timer covers anything missed in between).
+              if (!stopped) retry = setTimeout(open, 1000).unref();
+            },
+          )
+          .then(
+            (req) => (current = req),
+            () => {
+              if (!stopped) retry = setTimeout(open, 1000).unref();
+            },
+          );
+      };
+      open();
+      return () => {
+        stopped = true;
+        if (retry) clearTimeout(retry);
+        current?.abort();
+      };
+    },
+  };
+}
+
+export function createClaimApi(kc: KubeConfig): ClaimApi {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    getClaim: (namespace, name) =>
+      unlessNotFound(
+        custom.getNamespacedCustomObject({ ...RESOURCE, plural: 'resourceclaims', namespace, name }) as Promise<unknown>,
+        null,
+      ),
   };
 }

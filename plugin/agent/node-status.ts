@@ -39,12 +39,13 @@ export function sanitizeLabelValue(text: string): string {
   return s;
 }
 
-export function desiredFromInventory(inv: Inventory): DesiredNodeState {
+/** `devicePlugin` false: the node serves DRA, and its bytes are in its ResourceSlice, not in node status. */
+export function desiredFromInventory(inv: Inventory, devicePlugin = true): DesiredNodeState {
   const names = [...new Set(inv.gpus.map((g) => g.name ?? 'unknown'))];
   const product = names.length === 0 ? '' : names.length === 1 ? sanitizeLabelValue(names[0]!) : 'mixed';
   const labels: Record<string, string> = { [LABEL_GPU_COUNT]: String(inv.gpus.length) };
   if (product) labels[LABEL_GPU_PRODUCT] = product;
-  return { vramVirtualBytes: inv.vramVirtualBytes, labels };
+  return { vramVirtualBytes: devicePlugin ? inv.vramVirtualBytes : 0, labels };
 }
 
 /** JSON patch for status (capacity and allocatable), or [] when the Node already agrees. */

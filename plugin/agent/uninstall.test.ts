@@ -150,6 +150,7 @@ describe('step 1: the device plugin offers nothing, then stops', () => {
         },
       ],
       hostMemoryBytes: 32 * GiB,
+      driverVersion: null,
       nvml: false,
       problems: [],
     },

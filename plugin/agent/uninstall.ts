@@ -218,10 +218,12 @@ export interface StepOutcome {
   error?: string;
 }
 
-/** The steps in their order: device plugin, node status and labels, EmuvNode, interposer files, stats directories. */
+/** The steps in their order: device plugin, DRA, node status and labels, EmuvNode, interposer files, stats directories. */
 export function uninstallSteps(o: {
   plugin: DevicePluginControl;
   flushMs: number;
+  /** The DRA part, with --dra=on: its slice deleted, its claims' CDI specs and stats directories removed. */
+  dra?: { withdraw(): Promise<LogFields> } | null;
   api: UninstallApi;
   nodeName: string;
   interposerDir: string;
@@ -229,6 +231,7 @@ export function uninstallSteps(o: {
 }): UninstallStep[] {
   return [
     { name: 'device plugin', run: () => withdrawDevicePlugin(o.plugin, o.flushMs) },
+    ...(o.dra ? [{ name: 'DRA slice and claims', run: () => o.dra!.withdraw() }] : []),
     { name: 'node status and labels', run: () => removeNodeStatus(o.api, o.nodeName) },
     { name: 'EmuvNode', run: () => deleteOwnEmuvNode(o.api, o.nodeName) },
     { name: 'interposer files', local: true, run: () => removeInterposerFiles(o.interposerDir) },
@@ -316,6 +319,7 @@ export async function uninstallOnStop(
     /** Stops every loop that writes to the node, the Node or the EmuvNode, after its pass in flight. */
     haltLoops: () => Promise<void>;
     plugin: DevicePluginControl;
+    dra?: { withdraw(): Promise<LogFields> } | null;
     nodeName: string;
     interposerDir: string;
     stateDir: string;
@@ -339,6 +343,7 @@ export async function uninstallOnStop(
   const outcomes = await runUninstallSteps(
     uninstallSteps({
       plugin: o.plugin,
+      dra: o.dra,
       flushMs: o.flushMs,
       api: armed.api,
       nodeName: o.nodeName,

@@ -8,6 +8,22 @@ import { parseOwnerDaemonSet, parsePluginConfig, PLUGIN_COMMAND } from './plugin
 const GiB = 1024 ** 3;
 
 describe('emuv plugin configuration', () => {
+  it('takes the DRA settings and refuses combinations that cannot work', () => {
+    const c = parsePluginConfig(['--node-name=n1', '--dra=on', '--allocation=DRA', '--cdi-dir=/x/cdi'], {
+      EMUV_AGENT_KUBELET_PLUGINS_DIR: '/k/p',
+    });
+    expect(c.dra).toEqual({
+      enabled: true,
+      allocation: 'DRA',
+      cdiDir: '/x/cdi',
+      kubeletPluginsDir: '/k/p',
+      kubeletRegistryDir: '/var/lib/kubelet/plugins_registry',
+    });
+    expect(() => parsePluginConfig(['--node-name=n1', '--allocation=DRA'], {})).toThrow('--allocation=DRA needs --dra=on');
+    expect(() => parsePluginConfig(['--node-status=off', '--dra=on'], {})).toThrow('--dra=on needs --node-status=on');
+    expect(() => parsePluginConfig(['--node-name=n1', '--dra=on', '--allocation=dra'], {})).toThrow(/allocation/);
+  });
+
   it('has production defaults', () => {
     const c = parsePluginConfig(['--node-name=n1'], {});
     expect(c).toMatchObject({
@@ -28,6 +44,13 @@ describe('emuv plugin configuration', () => {
       ownerDaemonSet: null,
       nvmlLibrary: 'libnvidia-ml.so.1',
       logLevel: 'info',
+      dra: {
+        enabled: false,
+        allocation: 'DevicePlugin',
+        cdiDir: '/var/run/cdi',
+        kubeletPluginsDir: '/var/lib/kubelet/plugins',
+        kubeletRegistryDir: '/var/lib/kubelet/plugins_registry',
+      },
     });
     expect(c.gpuMemory.size).toBe(0);
     expect(c.capacity).toEqual({ ...DEFAULT_CAPACITY_CONFIG });

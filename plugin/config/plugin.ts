@@ -2,9 +2,11 @@
  * `emuv plugin`, the node agent: its flag table and its typed configuration. The node's flags (roots,
  * NVML, capacity) are NODE_FLAGS, shared with `emuv discover`.
  */
+import { ALLOCATION_VALUES, DEFAULT_ALLOCATION, type Allocation } from '../../common/contracts/dra.ts';
 import { ConfigError } from '../../common/errors.ts';
 import {
   defineCommand,
+  oneOf,
   kubeconfigFlag,
   kubeconfigRef,
   offOr,
@@ -98,6 +100,34 @@ export const PLUGIN_COMMAND = defineCommand({
       help: "the kubelet's PodResources socket, which names the pod and container of each stats file; off to show containers unnamed",
       doc: "the kubelet's PodResources socket, which names the pod and container of each stats file; `off` to show containers unnamed",
     },
+    dra: {
+      type: onOff,
+      default: 'off',
+      help: "on lets the agent serve DRA (a kubelet DRA plugin and this node's ResourceSlice); needs the Kubernetes API",
+      doc: "`on` lets the agent serve [DRA](dra.md) (a kubelet DRA plugin and this node's ResourceSlice); needs `--node-status=on`",
+    },
+    allocation: {
+      type: oneOf(ALLOCATION_VALUES),
+      default: DEFAULT_ALLOCATION,
+      help: 'how this node serves virtual GPU memory when its EmuvNode does not say: DevicePlugin or DRA (needs --dra=on)',
+      doc: "how this node serves virtual GPU memory when its EmuvNode does not say: `DevicePlugin` or `DRA` (needs `--dra=on`); an EmuvNode's `allocation` replaces it",
+    },
+    'cdi-dir': {
+      type: path(),
+      default: '/var/run/cdi',
+      help: 'host directory the container runtime reads CDI specs from; DRA writes one spec per prepared claim there',
+    },
+    'kubelet-plugins-dir': {
+      type: path(),
+      default: '/var/lib/kubelet/plugins',
+      help: "the kubelet's plugins directory; the DRA socket is <dir>/gpu.emuv.io/dra.sock (same path inside and outside the agent's container)",
+      doc: "the kubelet's plugins directory; the DRA socket is `<dir>/gpu.emuv.io/dra.sock` (same path inside and outside the agent's container)",
+    },
+    'kubelet-registry-dir': {
+      type: path(),
+      default: '/var/lib/kubelet/plugins_registry',
+      help: "the kubelet's plugin registration directory",
+    },
     'owner-daemonset': {
       type: ownerDaemonSet,
       default: '',
@@ -123,6 +153,7 @@ export interface PluginConfig extends CommonConfig {
   podResourcesSocket: string | null;
   /** The agent's own DaemonSet, asked about at SIGTERM (uninstall cleanup); null: never asked. */
   ownerDaemonSet: DaemonSetRef | null;
+  dra: { enabled: boolean; allocation: Allocation; cdiDir: string; kubeletPluginsDir: string; kubeletRegistryDir: string };
 }
 
 export function parsePluginConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): PluginConfig {
@@ -130,6 +161,11 @@ export function parsePluginConfig(argv: readonly string[], env: Readonly<Record<
   const nodeName = v['node-name'] ?? '';
   if (v['node-status'] && !nodeName)
     throw new ConfigError(`--node-name (or ${AGENT_ENV_PREFIX}NODE_NAME, or NODE_NAME) is required unless --node-status=off`);
+  if (v.dra && !v['node-status'])
+    throw new ConfigError(
+      '--dra=on needs --node-status=on: DRA publishes ResourceSlices and reads ResourceClaims through the Kubernetes API',
+    );
+  if (v.allocation === 'DRA' && !v.dra) throw new ConfigError('--allocation=DRA needs --dra=on');
   return {
     ...commonConfig(v),
     hostDevDir: v['host-dev-dir'],
@@ -144,5 +180,12 @@ export function parsePluginConfig(argv: readonly string[], env: Readonly<Record<
     metrics: v['metrics-addr'],
     podResourcesSocket: v['pod-resources-socket'],
     ownerDaemonSet: v['owner-daemonset'],
+    dra: {
+      enabled: v.dra,
+      allocation: v.allocation,
+      cdiDir: v['cdi-dir'],
+      kubeletPluginsDir: v['kubelet-plugins-dir'],
+      kubeletRegistryDir: v['kubelet-registry-dir'],
+    },
   };
 }

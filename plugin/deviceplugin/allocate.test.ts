@@ -34,6 +34,7 @@ const inv: Inventory = buildInventory(
   {
     gpus: [gpu('0000:01:00.0', 0, 'GPU-aaaaaaaa-0000-4000-8000-000000000001'), gpu('0000:02:00.0', null, null)],
     hostMemoryBytes: 64 * GiB,
+    driverVersion: null,
     nvml: false,
     problems: [],
   },
@@ -78,7 +79,7 @@ describe('buildContainerResponse', () => {
     expect(buildContainerResponse(g, env).envs!.EMUV_SPILL_BACKEND).toBe('auto');
     for (const backend of ['pinned', 'managed'] as const) {
       const other = buildInventory(
-        { gpus: [gpu('0000:01:00.0', 0, null)], hostMemoryBytes: 64 * GiB, nvml: false, problems: [] },
+        { gpus: [gpu('0000:01:00.0', 0, null)], hostMemoryBytes: 64 * GiB, driverVersion: null, nvml: false, problems: [] },
         { ...DEFAULT_CAPACITY_CONFIG, spillBackend: backend },
       );
       const envs = buildContainerResponse(resolveGrant(['gpu-0000-01-00-0-s03'], other), env).envs!;

@@ -79,32 +79,47 @@ export function resolveGrant(ids: readonly string[], inventory: Inventory): Gran
 }
 
 /**
- * Whether a name is one allocIdFor makes (a slot ID, or the first slot ID, count and digest): how the
+ * Whether a name is one allocIdFor or draAllocId makes (a slot ID, or the first slot ID, count and digest; a claim UID and index): how the
  * uninstall tells the agent's stats directories from anything else someone keeps in the state directory.
  */
 export function isAllocId(name: string): boolean {
-  return /^gpu-[0-9a-f]{4}-[0-9a-f]{2}-[0-9a-f]{2}-[0-7]-s[0-9]{2,3}(-n[0-9]{1,3}-[0-9a-f]{12})?$/.test(name);
+  return (
+    /^gpu-[0-9a-f]{4}-[0-9a-f]{2}-[0-9a-f]{2}-[0-7]-s[0-9]{2,3}(-n[0-9]{1,3}-[0-9a-f]{12})?$/.test(name) ||
+    /^dra-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9]{1,3}$/.test(name)
+  );
+}
+
+/** The allocation ID of a DRA claim's device: its stats directory and its CDI device name (plugin/dra/claim.ts). */
+export function draAllocId(claimUid: string, index: number): string {
+  return `dra-${claimUid}-${index}`;
 }
 
 export function statsDirFor(stateDir: string, allocId: string): string {
   return join(stateDir, allocId);
 }
 
-function deviceNodes(grant: Grant, env: AllocateEnvironment): DeviceSpec[] {
+/** What a container on a grant gets, whichever path hands it over (device-plugin response or CDI spec). */
+export interface ContainerEdits {
+  envs: Record<string, string>;
+  mounts: { containerPath: string; hostPath: string; readOnly: boolean }[];
+  devices: { containerPath: string; hostPath: string; permissions: string }[];
+}
+
+function deviceNodes(grant: Grant, env: AllocateEnvironment): ContainerEdits['devices'] {
   const names: string[] = [...CONTROL_DEVICE_NODES];
   if (grant.gpu.minor !== null) names.push(`nvidia${grant.gpu.minor}`);
   return names
     .filter((n) => env.existingDevNodes.has(n))
-    .map((n) => ({ container_path: `/dev/${n}`, host_path: join(env.hostDevDir, n), permissions: 'rw' }));
+    .map((n) => ({ containerPath: `/dev/${n}`, hostPath: join(env.hostDevDir, n), permissions: 'rw' }));
 }
 
-function mounts(grant: Grant, env: AllocateEnvironment): Mount[] {
-  const out: Mount[] = [];
+function mounts(grant: Grant, env: AllocateEnvironment): ContainerEdits['mounts'] {
+  const out: ContainerEdits['mounts'] = [];
   if (env.interposer) {
-    out.push({ container_path: CONTAINER_PATHS.libDir, host_path: env.interposer.libDir, read_only: true });
-    out.push({ container_path: CONTAINER_PATHS.preloadFile, host_path: env.interposer.preloadFile, read_only: true });
+    out.push({ containerPath: CONTAINER_PATHS.libDir, hostPath: env.interposer.libDir, readOnly: true });
+    out.push({ containerPath: CONTAINER_PATHS.preloadFile, hostPath: env.interposer.preloadFile, readOnly: true });
   }
-  out.push({ container_path: CONTAINER_PATHS.statsDir, host_path: statsDirFor(env.stateDir, grant.allocId), read_only: false });
+  out.push({ containerPath: CONTAINER_PATHS.statsDir, hostPath: statsDirFor(env.stateDir, grant.allocId), readOnly: false });
   return out;
 }
 
@@ -132,11 +147,16 @@ function envs(grant: Grant): Record<string, string> {
   return e;
 }
 
+export function containerEdits(grant: Grant, env: AllocateEnvironment): ContainerEdits {
+  return { envs: envs(grant), mounts: mounts(grant, env), devices: deviceNodes(grant, env) };
+}
+
 export function buildContainerResponse(grant: Grant, env: AllocateEnvironment): ContainerAllocateResponse {
+  const e = containerEdits(grant, env);
   return {
-    envs: envs(grant),
-    mounts: mounts(grant, env),
-    devices: deviceNodes(grant, env),
+    envs: e.envs,
+    mounts: e.mounts.map((m): Mount => ({ container_path: m.containerPath, host_path: m.hostPath, read_only: m.readOnly })),
+    devices: e.devices.map((d): DeviceSpec => ({ container_path: d.containerPath, host_path: d.hostPath, permissions: d.permissions })),
     annotations: {},
     cdi_devices: [],
   };

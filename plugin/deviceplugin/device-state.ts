@@ -20,6 +20,7 @@ export class DeviceState {
   #listeners = new Set<Listener>();
   #devices: readonly Device[] = [];
   #withdrawn = false;
+  #offered = true;
 
   constructor(inventory: Inventory) {
     this.#inventory = inventory;
@@ -66,6 +67,21 @@ export class DeviceState {
     this.#changed();
   }
 
+  /**
+   * Whether the device plugin offers this node's GPUs (true) or DRA does (false): never both for the same
+   * bytes. Off, the kubelet is sent an empty list (emuv.io/vgpu drops to 0), and node status publishes no
+   * emuv.io/vram-virtual; allocations already made keep running. Reversible, unlike withdraw().
+   */
+  setDevicePluginOffered(offered: boolean): void {
+    if (offered === this.#offered) return;
+    this.#offered = offered;
+    this.#changed();
+  }
+
+  get devicePluginOffered(): boolean {
+    return this.#offered && !this.#withdrawn;
+  }
+
   subscribe(fn: Listener): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
@@ -77,7 +93,7 @@ export class DeviceState {
   }
 
   #rebuild(): void {
-    if (this.#withdrawn) {
+    if (this.#withdrawn || !this.#offered) {
       this.#devices = Object.freeze([]);
       return;
     }

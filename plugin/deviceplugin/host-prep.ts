@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { CONTAINER_PATHS } from '../../common/contracts/interposer.ts';
 import { statsDirFor, type Grant } from './allocate.ts';
 
-export type PrepareHost = (grant: Grant) => void;
+/** Only the allocation ID matters: the same preparation serves a device-plugin grant and a DRA claim's device. */
+export type PrepareHost = (grant: Pick<Grant, 'allocId'>) => void;
 
 export const STATE_DIR_MODE = 0o755;
 export const ALLOCATION_DIR_MODE = 0o1777;

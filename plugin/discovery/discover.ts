@@ -4,7 +4,7 @@
  * passed in so that tests and `emuv discover` use the same code with fixture roots.
  */
 import { scanPci } from './pci-scan.ts';
-import { readHostMemory, readNvidiaInformation } from './procfs.ts';
+import { readDriverVersion, readHostMemory, readNvidiaInformation } from './procfs.ts';
 import type { Nvml, NvmlGpu } from './nvml.ts';
 import type { DiscoveredGpu, DriverGpuInfo, NodeDiscovery, PciGpu, Problem } from './types.ts';
 
@@ -78,7 +78,13 @@ export function discoverNode(inputs: DiscoveryInputs): NodeDiscovery {
     }),
   );
   const hostMemoryBytes = readHostMemory(inputs.procRoot, problems);
-  return { gpus, hostMemoryBytes, nvml: inputs.nvml !== null, problems: dedupe(problems) };
+  return {
+    gpus,
+    hostMemoryBytes,
+    driverVersion: readDriverVersion(inputs.procRoot),
+    nvml: inputs.nvml !== null,
+    problems: dedupe(problems),
+  };
 }
 
 /**

@@ -88,3 +88,24 @@ export function readNvidiaInformation(procRoot: string, address: string, problem
   }
   return parseNvidiaInformation(text, file, problems);
 }
+
+/**
+ * The kernel module's version from <procRoot>/driver/nvidia/version ("NVRM version: NVIDIA UNIX x86_64 Kernel
+ * Module  580.95.05  ..."): what NVML's driver version reports too, readable without NVML. Null when there is
+ * no driver or the line has no version (not a problem: the version is only a DRA attribute).
+ */
+export function readDriverVersion(procRoot: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(join(procRoot, 'driver', 'nvidia', 'version'), 'latin1');
+  } catch {
+    return null;
+  }
+  return parseDriverVersion(text);
+}
+
+export function parseDriverVersion(text: string): string | null {
+  const line = text.split('\n').find((l) => l.startsWith('NVRM version:'));
+  const m = line ? /Kernel Module(?: for [a-z0-9_]+)?\s+([0-9]+\.[0-9]+(?:\.[0-9]+)?)\s/.exec(`${line} `) : null;
+  return m ? m[1]! : null;
+}

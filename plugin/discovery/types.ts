@@ -64,6 +64,8 @@ export interface NodeDiscovery {
   gpus: DiscoveredGpu[];
   /** MemTotal from meminfo, bytes; null when unreadable. */
   hostMemoryBytes: number | null;
+  /** The NVIDIA kernel module's version (/proc/driver/nvidia/version), e.g. 580.95.05; null when unknown. */
+  driverVersion: string | null;
   /** True when NVML was loaded and answered. */
   nvml: boolean;
   problems: Problem[];

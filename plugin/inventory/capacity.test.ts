@@ -40,6 +40,7 @@ function gpu(address: string, vramBytes: number | null, over: Partial<Discovered
 const node = (gpus: DiscoveredGpu[], hostMemoryBytes: number | null): NodeDiscovery => ({
   gpus,
   hostMemoryBytes,
+  driverVersion: null,
   nvml: false,
   problems: [],
 });

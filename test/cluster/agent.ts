@@ -36,12 +36,26 @@ export interface RunningAgent {
   logText(): string;
 }
 
-export function startAgent(info: ClusterInfo, name: string): RunningAgent {
+export interface AgentOptions {
+  /** A node fixture under test/fixtures/nodes; one-gpu when unspecified. */
+  fixture?: string;
+  /** --gpu-memory entries; the one-gpu fixture's when unspecified. */
+  gpuMemory?: string[];
+  devices?: string[];
+  /** More flags, appended (a later flag wins). */
+  args?: string[];
+  /** Keep the agent's directory from an earlier run (its state: stats directories, the DRA checkpoint). */
+  keepDir?: boolean;
+}
+
+export function startAgent(info: ClusterInfo, name: string, o: AgentOptions = {}): RunningAgent {
   const dir = path.join(info.paths.runDir, `agent-${name}`);
-  rmSync(dir, { recursive: true, force: true });
+  const fixture = o.fixture ? path.join(NODE_FIXTURES, o.fixture) : FIXTURE;
+  if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
   const dev = path.join(dir, 'dev');
   const src = path.join(dir, 'interposer-src');
-  makeStandInDevices(dev, FIXTURE_DEVICES);
+  rmSync(dev, { recursive: true, force: true });
+  makeStandInDevices(dev, o.devices ?? FIXTURE_DEVICES);
   mkdirSync(src, { recursive: true });
   for (const f of Object.values(LIBRARY_FILES)) writeFileSync(path.join(src, f), `emuv cluster-test placeholder for ${f}\n`);
 
@@ -51,12 +65,12 @@ export function startAgent(info: ClusterInfo, name: string): RunningAgent {
     'plugin',
     `--node-name=${info.nodeName}`,
     `--kubeconfig=${info.kubeconfig}`,
-    `--sys-root=${FIXTURE}/sys`,
-    `--proc-root=${FIXTURE}/proc`,
+    `--sys-root=${fixture}/sys`,
+    `--proc-root=${fixture}/proc`,
     `--dev-root=${dev}`,
     `--host-dev-dir=${dev}`,
     '--nvml-library=off',
-    `--gpu-memory=${FIXTURE_GPU}=${AGENT_CAPACITY.vram}`,
+    ...(o.gpuMemory ?? [`${FIXTURE_GPU}=${AGENT_CAPACITY.vram}`]).map((g) => `--gpu-memory=${g}`),
     `--vram-reserve=${AGENT_CAPACITY.reserve}`,
     `--host-spill=${AGENT_CAPACITY.spill}`,
     `--slots-per-gpu=${AGENT_CAPACITY.slots}`,
@@ -66,6 +80,7 @@ export function startAgent(info: ClusterInfo, name: string): RunningAgent {
     `--interposer-source=${src}`,
     '--metrics-addr=off',
     '--log-level=debug',
+    ...(o.args ?? []),
   ];
   const log = path.join(info.paths.logDir, `agent-${name}.log`);
   const fd = openSync(log, 'a');

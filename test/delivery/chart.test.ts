@@ -19,6 +19,7 @@ import { envNames } from '../../common/flags.ts';
 import { parseOperatorConfig, OPERATOR_COMMAND } from '../../operator/config.ts';
 import { parsePluginConfig, parseRemoveAgentsConfig, PLUGIN_COMMAND, REMOVE_AGENTS_COMMAND } from '../../plugin/config.ts';
 import { REPO_ROOT } from '../../localcluster/repo.ts';
+import { ALLOCATION_VALUES, DEVICE_CLASS, DRA_DRIVER } from '../../common/contracts/dra.ts';
 
 /** A rendered Kubernetes object; tests read whatever fields they assert on. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -101,6 +102,8 @@ describe('helm/emuv: lint', () => {
         'grafanaDashboard.enabled=true',
         'kubernetesApi.host=10.0.0.10',
         'kubernetesApi.port=6443',
+        'dra.enabled=true',
+        'dra.allocation=DRA',
       ],
     ]) {
       const r = helm(['lint', '--strict', CHART, ...setArgs(sets)]);
@@ -572,6 +575,14 @@ describe('helm/emuv: NOTES.txt', () => {
     expect(text).toContain('EmuvPolicy "default"');
     expect(text).toContain('10.0.0.10:6443');
   });
+
+  it('say when DRA is enabled, with the driver, the class and the default allocation', () => {
+    expect(notes()).not.toContain('DRA');
+    const text = notes(['dra.enabled=true', 'dra.allocation=DRA']);
+    expect(text).toContain(`DRA is enabled (driver ${DRA_DRIVER}, DeviceClass ${DEVICE_CLASS})`);
+    expect(text).toContain('Nodes use DRA unless their EmuvPolicy sets allocation');
+    expect(text).toContain('kubectl get resourceslices --field-selector spec.driver=gpu.emuv.io');
+  });
 });
 
 describe("helm/emuv: the operator's RBAC names what it touches", () => {
@@ -665,5 +676,150 @@ describe('helm/emuv: NVML for the agent under the NVIDIA container runtime', () 
     expect(ds([]).spec.template.spec.runtimeClassName).toBeUndefined();
     expect(ds(['agent.runtimeClassName=nvidia']).spec.template.spec.runtimeClassName).toBe('nvidia');
     expect(renderFails(['agent.runtimeClassName=Not_Valid'])).toMatch(/runtimeClassName/);
+  });
+});
+
+describe('helm/emuv: Dynamic Resource Allocation (dra.*)', () => {
+  const DRA_ENV = [
+    'EMUV_AGENT_DRA',
+    'EMUV_AGENT_ALLOCATION',
+    'EMUV_AGENT_CDI_DIR',
+    'EMUV_AGENT_KUBELET_PLUGINS_DIR',
+    'EMUV_AGENT_KUBELET_REGISTRY_DIR',
+  ];
+  const DRA_VOLUMES = ['kubelet-plugins', 'kubelet-registry', 'cdi'];
+  const VAP = 'emuv-agent-own-resourceslices-only';
+  const resourceRules = (role: Obj) => (role.rules as Obj[]).filter((r) => r.apiGroups.includes('resource.k8s.io'));
+
+  it('off by default: no DeviceClass, no DRA variables, mounts, RBAC or policy; the rendered objects are unchanged', () => {
+    const docs = render();
+    expect(all(docs, 'DeviceClass')).toEqual([]);
+    expect(find(docs, 'ValidatingAdmissionPolicy', VAP)).toBeUndefined();
+    expect(find(docs, 'ValidatingAdmissionPolicyBinding', VAP)).toBeUndefined();
+    const c = agentContainer(docs);
+    expect((c.env as Obj[]).map((e) => e.name).filter((n) => DRA_ENV.includes(n))).toEqual([]);
+    expect((agent(docs).spec.template.spec.volumes as Obj[]).map((v) => v.name).filter((n) => DRA_VOLUMES.includes(n))).toEqual([]);
+    expect((c.volumeMounts as Obj[]).map((m) => m.name).filter((n) => DRA_VOLUMES.includes(n))).toEqual([]);
+    expect(resourceRules(find(docs, 'ClusterRole', 'emuv-agent'))).toEqual([]);
+    expect(resourceRules(find(docs, 'ClusterRole', 'emuv-operator'))).toEqual([]);
+  });
+
+  it('dra.enabled: the DeviceClass gpu.emuv.io selects the devices of the driver gpu.emuv.io', () => {
+    const docs = render(['dra.enabled=true']);
+    const classes = all(docs, 'DeviceClass');
+    expect(classes.map((d) => d.metadata.name)).toEqual([DEVICE_CLASS]);
+    expect(classes[0].apiVersion).toBe('resource.k8s.io/v1');
+    expect(classes[0].metadata.namespace).toBeUndefined();
+    expect(classes[0].spec).toEqual({ selectors: [{ cel: { expression: `device.driver == "${DRA_DRIVER}"` } }] });
+    expect(all(render(['dra.enabled=true', 'dra.deviceClass.create=false']), 'DeviceClass')).toEqual([]);
+  });
+
+  it('dra.enabled: the agent gets its DRA flags, which it accepts, and the three host directories at their host paths', () => {
+    for (const allocation of ALLOCATION_VALUES) {
+      const docs = render(['dra.enabled=true', `dra.allocation=${allocation}`]);
+      const c = agentContainer(docs);
+      const env = envOf(c);
+      expect(env).toMatchObject({
+        EMUV_AGENT_DRA: 'on',
+        EMUV_AGENT_ALLOCATION: allocation,
+        EMUV_AGENT_CDI_DIR: '/var/run/cdi',
+        EMUV_AGENT_KUBELET_PLUGINS_DIR: '/var/lib/kubelet/plugins',
+        EMUV_AGENT_KUBELET_REGISTRY_DIR: '/var/lib/kubelet/plugins_registry',
+      });
+      for (const name of DRA_ENV) expect(envNames(PLUGIN_COMMAND), name).toContain(name);
+      expect(parsePluginConfig([], { NODE_NAME: 'gpu-1', ...env })).toMatchObject({
+        dra: {
+          enabled: true,
+          allocation,
+          cdiDir: '/var/run/cdi',
+          kubeletPluginsDir: '/var/lib/kubelet/plugins',
+          kubeletRegistryDir: '/var/lib/kubelet/plugins_registry',
+        },
+      });
+    }
+    const docs = render([
+      'dra.enabled=true',
+      'agent.hostPaths.kubeletPluginsDir=/data/kubelet/plugins',
+      'agent.hostPaths.kubeletRegistryDir=/data/kubelet/plugins_registry',
+      'agent.hostPaths.cdiDir=/etc/cdi',
+    ]);
+    const spec = agent(docs).spec.template.spec;
+    const volumes = Object.fromEntries((spec.volumes as Obj[]).map((v) => [v.name, v.hostPath]));
+    const mounts = Object.fromEntries((spec.containers[0].volumeMounts as Obj[]).map((m) => [m.name, m]));
+    const env = envOf(spec.containers[0]);
+    // The kubelet dials the socket path the agent registers and the runtime reads the spec the agent
+    // writes: inside and outside the container the paths are the same, and writable.
+    for (const [volume, path, variable] of [
+      ['kubelet-plugins', '/data/kubelet/plugins', 'EMUV_AGENT_KUBELET_PLUGINS_DIR'],
+      ['kubelet-registry', '/data/kubelet/plugins_registry', 'EMUV_AGENT_KUBELET_REGISTRY_DIR'],
+      ['cdi', '/etc/cdi', 'EMUV_AGENT_CDI_DIR'],
+    ] as const) {
+      expect(volumes[volume].path, volume).toBe(path);
+      expect(mounts[volume], volume).toEqual({ name: volume, mountPath: path });
+      expect(env[variable], variable).toBe(path);
+    }
+    expect(volumes['kubelet-plugins'].type).toBe('Directory');
+    expect(volumes['kubelet-registry'].type).toBe('Directory');
+    expect(volumes.cdi.type).toBe('DirectoryOrCreate');
+  });
+
+  it('dra.enabled: the agent may write ResourceSlices and read ResourceClaims; the operator may create claim templates', () => {
+    const docs = render(['dra.enabled=true']);
+    expect(resourceRules(find(docs, 'ClusterRole', 'emuv-agent'))).toEqual([
+      {
+        apiGroups: ['resource.k8s.io'],
+        resources: ['resourceslices'],
+        verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+      },
+      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaims'], verbs: ['get', 'list', 'watch'] },
+    ]);
+    expect(resourceRules(find(docs, 'ClusterRole', 'emuv-operator'))).toEqual([
+      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaimtemplates'], verbs: ['get', 'list', 'watch', 'create'] },
+    ]);
+  });
+
+  it("dra.enabled: a ValidatingAdmissionPolicy keeps the agent's service account to its own node's slices", () => {
+    const docs = render(['dra.enabled=true']);
+    const policy = find(docs, 'ValidatingAdmissionPolicy', VAP);
+    expect(policy.apiVersion).toBe('admissionregistration.k8s.io/v1');
+    expect(policy.spec.failurePolicy).toBe('Fail');
+    expect(policy.spec.matchConstraints.resourceRules).toEqual([
+      { apiGroups: ['resource.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['resourceslices'] },
+    ]);
+    expect(policy.spec.matchConditions).toEqual([
+      { name: 'is-emuv-agent', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:emuv-agent'` },
+    ]);
+    const variables = Object.fromEntries((policy.spec.variables as Obj[]).map((v) => [v.name, v.expression]));
+    expect(variables.nodeName).toContain("request.userInfo.extra[?'authentication.kubernetes.io/node-name']");
+    // DELETE has only oldObject, CREATE only object, UPDATE both.
+    expect(variables.slices).toContain("request.operation == 'DELETE' ? [oldObject]");
+    const checks = (policy.spec.validations as Obj[]).map((v) => v.expression).join('\n');
+    expect(checks).toContain('variables.nodeName');
+    expect(checks).toContain(`s.spec.driver == '${DRA_DRIVER}'`);
+    expect(policy.spec.validations.every((v: Obj) => v.reason === 'Forbidden')).toBe(true);
+    const binding = find(docs, 'ValidatingAdmissionPolicyBinding', VAP);
+    expect(binding.spec).toEqual({ policyName: VAP, validationActions: ['Deny'] });
+    // admissionPolicies.enabled=false drops it with the other policies; the DeviceClass stays.
+    const without = render(['dra.enabled=true', 'admissionPolicies.enabled=false']);
+    expect(find(without, 'ValidatingAdmissionPolicy', VAP)).toBeUndefined();
+    expect(find(without, 'ValidatingAdmissionPolicyBinding', VAP)).toBeUndefined();
+    expect(all(without, 'DeviceClass')).toHaveLength(1);
+  });
+
+  it('refuses DRA without agent.nodeStatus, allocation DRA without dra.enabled, and Kubernetes before 1.34', () => {
+    expect(renderFails(['dra.enabled=true', 'agent.nodeStatus=false'])).toContain('dra.enabled needs agent.nodeStatus=true');
+    expect(renderFails(['dra.allocation=DRA'])).toContain('dra.allocation is DRA: set dra.enabled=true too');
+    const r = helm(['template', 'emuv', CHART, '--namespace', NS, '--set', 'dra.enabled=true', '--kube-version', '1.33.4']);
+    expect(r.status, r.out).not.toBe(0);
+    expect(r.out).toContain('dra.enabled needs Kubernetes 1.34 or later');
+    // Off, the chart still installs on 1.33 (the device plugin path).
+    expect(helm(['template', 'emuv', CHART, '--namespace', NS, '--kube-version', '1.33.4']).status).toBe(0);
+  });
+
+  it('values.schema.json refuses unknown allocation values and keys', () => {
+    for (const bad of ['dra.allocation=dra', 'dra.allocation=Both', 'dra.deviceclass.create=true', 'agent.hostPaths.cdiDir=cdi'])
+      expect(renderFails([bad]), bad).toContain("values don't meet the specifications of the schema");
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as Obj;
+    expect(schema.properties.dra.properties.allocation.enum).toEqual([...ALLOCATION_VALUES]);
   });
 });

@@ -32,6 +32,7 @@ const COLLECTIONS = [
   /^\/apis\/emuv\.io\/v1alpha1\/(emuvpolicies|emuvnodes)$/,
   /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/[^/]+\/leases$/,
   /^\/apis\/admissionregistration\.k8s\.io\/v1\/mutatingwebhookconfigurations$/,
+  /^\/apis\/resource\.k8s\.io\/v1\/namespaces\/[^/]+\/resourceclaimtemplates$/,
 ];
 
 export class OperatorApiServer {

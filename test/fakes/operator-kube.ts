@@ -1,7 +1,17 @@
 /** In-memory fakes of the operator's API ports (operator/kube/api.ts); every call is recorded as an action. */
 import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 import type { EmuvNode } from '../../operator/api/types.ts';
-import type { CertApi, CoreEvent, EmuvApi, Lease, LeaseApi, Secret, WebhookConfig } from '../../operator/kube/api.ts';
+import type {
+  CertApi,
+  ClaimTemplateApi,
+  CoreEvent,
+  EmuvApi,
+  Lease,
+  LeaseApi,
+  ResourceClaimTemplate,
+  Secret,
+  WebhookConfig,
+} from '../../operator/kube/api.ts';
 import { applyJsonPatch, HttpError } from './json-patch.ts';
 
 export interface Action {
@@ -11,7 +21,7 @@ export interface Action {
   body?: unknown;
 }
 
-export class FakeKube implements EmuvApi, LeaseApi, CertApi {
+export class FakeKube implements EmuvApi, LeaseApi, CertApi, ClaimTemplateApi {
   readonly actions: Action[] = [];
   readonly emuvNodes = new Map<string, EmuvNode>();
   readonly policyStatus = new Map<string, unknown>();
@@ -19,6 +29,8 @@ export class FakeKube implements EmuvApi, LeaseApi, CertApi {
   readonly leases = new Map<string, Lease>();
   readonly secrets = new Map<string, Secret>();
   readonly webhookConfigs = new Map<string, WebhookConfig>();
+  /** ResourceClaimTemplates by `namespace/name`. */
+  readonly claimTemplates = new Map<string, ResourceClaimTemplate>();
   private rv = 1;
   /** When set, the next call whose `verb:resource` matches fails with this error. */
   failNext = new Map<string, Error>();
@@ -138,5 +150,12 @@ export class FakeKube implements EmuvApi, LeaseApi, CertApi {
     const cur = this.webhookConfigs.get(name);
     if (!cur) throw new HttpError(404, 'not found');
     this.webhookConfigs.set(name, applyJsonPatch(cur, ops));
+  }
+
+  async createResourceClaimTemplate(template: ResourceClaimTemplate): Promise<void> {
+    this.record('create', 'resourceclaimtemplates', `${template.metadata.namespace}/${template.metadata.name}`, template);
+    const key = `${template.metadata.namespace}/${template.metadata.name}`;
+    if (this.claimTemplates.has(key)) throw new HttpError(409, 'already exists');
+    this.claimTemplates.set(key, structuredClone(template));
   }
 }

@@ -66,3 +66,24 @@ app.kubernetes.io/component: operator
 - { name: KUBERNETES_SERVICE_PORT, value: {{ toString $.Values.kubernetesApi.port | quote }} }
 {{- end -}}
 {{- end -}}
+
+{{/* dra.*: the agent refuses --dra=on without --node-status=on and --allocation=DRA without --dra=on
+     (plugin/config/plugin.ts), so the chart refuses them before a crash-looping DaemonSet would; and DRA
+     needs resource.k8s.io/v1 (GA in Kubernetes 1.34). Helm's own API list (helm template) has the group
+     version, a live cluster's discovery has it only where it is served. */}}
+{{- define "emuv.validateDra" -}}
+{{- if and (eq .Values.dra.allocation "DRA") (not .Values.dra.enabled) -}}
+{{- fail "dra.allocation is DRA: set dra.enabled=true too (the agents serve DRA only when it is enabled)" -}}
+{{- end -}}
+{{- if and .Values.defaultPolicy.enabled (eq (.Values.defaultPolicy.spec.allocation | default "DevicePlugin") "DRA") (not .Values.dra.enabled) -}}
+{{- fail "defaultPolicy.spec.allocation is DRA: set dra.enabled=true too (the agents serve DRA only when it is enabled)" -}}
+{{- end -}}
+{{- if .Values.dra.enabled -}}
+{{- if not .Values.agent.nodeStatus -}}
+{{- fail "dra.enabled needs agent.nodeStatus=true: the agents publish ResourceSlices and read ResourceClaims through the Kubernetes API" -}}
+{{- end -}}
+{{- if or (not (.Capabilities.APIVersions.Has "resource.k8s.io/v1")) (semverCompare "<1.34.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "dra.enabled needs Kubernetes 1.34 or later (resource.k8s.io/v1: DeviceClass, ResourceSlice, ResourceClaim); this cluster is %s%s. Set dra.enabled=false to use the device plugin only" .Capabilities.KubeVersion.Version (ternary "" " and does not serve resource.k8s.io/v1" (.Capabilities.APIVersions.Has "resource.k8s.io/v1"))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
