@@ -51,6 +51,10 @@ export function chartValues(info: ClusterInfo, node: GpuNode): Json {
         podResourcesDir: path.dirname(info.podResourcesSocket),
         stateDir: node.state,
         interposerDir: node.interposer,
+        // Used with dra.enabled: the kubelet's DRA directories under its root dir, the node's CDI directory.
+        kubeletPluginsDir: info.kubeletPluginsDir,
+        kubeletRegistryDir: info.kubeletRegistryDir,
+        cdiDir: info.cdiDir,
       },
       // No NVIDIA container runtime here, so no NVML in the agent's container: VRAM sizes are given.
       nvmlLibrary: 'off',
@@ -210,8 +214,11 @@ export class ClusterDemo {
     return this.#installed;
   }
 
-  /** The 28Gi pod, once the webhook admits it: created, Running, and its log up to "ready". */
-  async runWorkload(): Promise<WorkloadResult> {
+  /**
+   * The 28Gi pod, once the webhook admits it: created, Running, and its log up to "ready". `allocation`: the
+   * path the node is on (DevicePlugin, the chart's default; DRA when the EmuvPolicy says so).
+   */
+  async runWorkload(allocation: 'DevicePlugin' | 'DRA' = 'DevicePlugin'): Promise<WorkloadResult> {
     const kube = this.kube;
     const pod = demoPod(this.node);
     await kube.ensureNamespace(DEMO_NAMESPACE);
@@ -229,10 +236,16 @@ export class ClusterDemo {
     });
     // Admission is ready when a server-side dry run comes back mutated: until the operator has put its CA
     // into the webhook configuration, the apiserver cannot call the webhook and refuses emuv pods.
-    await waitFor('the emuv webhook to admit pods', 60_000, async () => {
+    // On a DRA node (EmuvPolicy allocation DRA) the webhook turns the limit into a ResourceClaim instead of a slot;
+    // the policy reaches the webhook's cache a moment after it changed, so wait for the path asked for.
+    const admitted = (p: Json) =>
+      allocation === 'DRA'
+        ? (p.spec.resourceClaims ?? []).some((c: Json) => String(c.name).startsWith('emuv-'))
+        : p.spec.containers[0].resources.limits['emuv.io/vgpu'] === '1';
+    await waitFor(`the emuv webhook to admit pods (${allocation})`, 60_000, async () => {
       try {
         const p = await kube.json('POST', `/api/v1/namespaces/${DEMO_NAMESPACE}/pods?dryRun=All`, pod);
-        return p.spec.containers[0].resources.limits['emuv.io/vgpu'] === '1' || undefined;
+        return admitted(p) || undefined;
       } catch (e) {
         if (e instanceof KubeError && e.status >= 500) return undefined;
         throw e;
@@ -288,6 +301,13 @@ export class ClusterDemo {
   async uninstall(): Promise<string> {
     const kube = this.kube;
     await kube.json('DELETE', `/api/v1/namespaces/${DEMO_NAMESPACE}/pods/${DEMO_POD}?gracePeriodSeconds=0`).catch(() => undefined);
+    // Gone from the kubelet too (a DRA claim is unprepared by the agent before the pod object goes).
+    await waitFor('the demo pod to be gone', 120_000, async () =>
+      kube.pod(DEMO_NAMESPACE, DEMO_POD).then(
+        () => undefined,
+        (e: unknown) => (e instanceof KubeError && e.status === 404 ? true : Promise.reject(e)),
+      ),
+    );
     const out = must('helm uninstall', helm(this.info, ['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait', '--timeout', '3m']));
     await waitFor('the emuv pods to be gone', 120_000, async () => {
       const pods = await kube.get(`/api/v1/namespaces/${NAMESPACE}/pods`);

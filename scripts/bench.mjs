@@ -6,6 +6,8 @@
 //   webhook        admission latency at 200/s over HTTPS vs a no-op handler
 //   reconcile      1,000 nodes x 20 policies to convergence (fake apiserver)
 //   reconcile-cluster  the same against the real kube-apiserver of the test cluster (root; built binaries)
+//   dra            NodePrepare/NodeUnprepareResources over real gRPC (agent's driver, real host side) vs a no-op driver
+//   dra-cluster    DRA claim pod vs device-plugin pod create-to-Running, ResourceSlice re-publish (test cluster; root)
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,4 +25,6 @@ run('native-stats', node, ['bench/native-stats-read.ts']);
 run('webhook', node, ['bench/webhook.ts']);
 run('reconcile', node, ['bench/reconcile.ts']);
 run('reconcile-cluster', node, ['bench/reconcile-cluster.ts']);
+run('dra', node, ['bench/dra.ts']);
+run('dra-cluster', node, ['bench/dra-cluster.ts']);
 console.log('\nresults: bench/results/*.json; summary: docs/benchmarks.md');

@@ -3,7 +3,7 @@
 // minified, because a DaemonSet pays its memory on every GPU node. koffi stays external (a native
 // addon); the kubelet API .proto files are copied beside the bundle, where the loader looks for it.
 import { build } from 'esbuild';
-import { chmodSync, cpSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,7 +31,9 @@ await build({
   },
   logLevel: 'warning',
 });
-for (const proto of ['deviceplugin/v1beta1/api.proto', 'podresources/v1/api.proto']) {
+// Every .proto under protos/, at the same relative path: the loaders (protos/*.ts) resolve them beside
+// themselves, which in the bundle is dist/. A list here would be a second list to keep in step.
+for (const proto of readdirSync(join(root, 'protos'), { recursive: true }).filter((f) => f.endsWith('.proto'))) {
   mkdirSync(dirname(join(out, proto)), { recursive: true });
   cpSync(join(root, 'protos', proto), join(out, proto));
 }

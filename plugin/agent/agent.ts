@@ -196,7 +196,11 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
     ? parts.add(
         'http server',
         await startHttp(config.metrics, metrics, {
-          ready: () => lifecycle.registered && (publisher?.healthy ?? true),
+          // With DRA: the kubelet took the DRA plugin, and the node's ResourceSlice is what it should be.
+          ready: () =>
+            lifecycle.registered &&
+            (publisher?.healthy ?? true) &&
+            (dra === null || (dra.plugin.registered && dra.slices.lastError === null)),
           status: () => usage?.latest() ?? null,
           log,
         }),

@@ -320,8 +320,13 @@ class Slices implements SliceApi {
   async listSlices(nodeName: string, driver: string) {
     return [...this.items.values()].filter((s) => s.spec.nodeName === nodeName && s.spec.driver === driver).map((s) => structuredClone(s));
   }
+  /** An apiserver with DRAConsumableCapacity off: it drops the gated fields on write. */
+  gateOff = false;
   #store(name: string, body: object) {
-    const o = structuredClone(body) as SliceView & { spec: { devices: { capacity: Record<string, { value: string }> }[] } };
+    const o = structuredClone(body) as SliceView & {
+      spec: { devices: { capacity: Record<string, { value: string }>; allowMultipleAllocations?: boolean }[] };
+    };
+    if (this.gateOff) for (const d of o.spec.devices) delete d.allowMultipleAllocations;
     // The apiserver writes quantities back in its canonical form.
     for (const d of o.spec.devices) for (const c of Object.values(d.capacity)) c.value = String(parseQuantity(c.value).num);
     o.metadata = { ...o.metadata, name, resourceVersion: String(++this.#rv) };
@@ -387,6 +392,18 @@ describe('the slice sync', () => {
     want = null;
     await sync.run();
     expect(await api.listSlices(NODE, DRA_DRIVER)).toEqual([]);
+  });
+
+  it('says when the apiserver drops shared capacity, and does not rewrite the slice on every pass', async () => {
+    const api = new Slices();
+    api.gateOff = true;
+    const log = memoryLogger();
+    const sync = new SliceSync({ nodeName: NODE, api, desired: () => devices, logger: log, resyncMs: 60_000 });
+    await expect(sync.run()).rejects.toThrow(/DRAConsumableCapacity/);
+    // A watch event right after the write: no second write (it would be dropped the same way).
+    await expect(sync.run()).rejects.toThrow(/DRAConsumableCapacity/);
+    expect(api.writes).toBe(1);
+    expect(log.entries.filter((e) => e.level === 'error')).toHaveLength(1);
   });
 
   it('reports a failed pass and recovers on the next one', async () => {

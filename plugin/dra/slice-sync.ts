@@ -52,13 +52,22 @@ export class SliceSync extends Periodic {
   #generation = 0;
   #nodeUid: string | null = null;
   #unwatch: (() => void) | null = null;
-  #warnedDropped = false;
+  /**
+   * The devices last written when the apiserver dropped shared capacity (DRAConsumableCapacity off): writing
+   * them again would be dropped again, and each write's watch event would start the next pass at once. Such a
+   * pass fails without writing until the devices change or the resync timer comes round.
+   */
+  #droppedFor: string | null = null;
+  #sinceDropped = 0;
   /** Set after each pass. */
   lastError: string | null = null;
+
+  readonly #resyncMs: number;
 
   constructor(o: SliceSyncOptions) {
     super(() => this.#pass(), o.resyncMs ?? 10_000);
     this.#o = o;
+    this.#resyncMs = o.resyncMs ?? 10_000;
   }
 
   override start(): void {
@@ -111,6 +120,9 @@ export class SliceSync extends Periodic {
       keep.spec?.pool?.resourceSliceCount === 1 &&
       normalizeDevices(keep.spec?.devices) === normalizeDevices(desired);
     if (upToDate) return;
+    const wanted = normalizeDevices(desired);
+    if (this.#droppedFor === wanted && keep !== undefined && Date.now() - this.#sinceDropped < this.#resyncMs / 2)
+      throw new Error(droppedFields(desired, keep.spec?.devices) ?? 'the apiserver dropped fields of the ResourceSlice');
     this.#generation += 1;
     const body = await this.#object(desired, keep);
     const stored = keep ? await api.replaceSlice(keep.metadata.name, body) : await api.createSlice(body);
@@ -120,8 +132,9 @@ export class SliceSync extends Periodic {
       devices: desired.map((d) => d.name),
     });
     const dropped = droppedFields(desired, stored.spec?.devices);
-    if (dropped && !this.#warnedDropped) logger.error('ResourceSlice published without shared capacity', { reason: dropped });
-    this.#warnedDropped = dropped !== null;
+    if (dropped && this.#droppedFor === null) logger.error('ResourceSlice published without shared capacity', { reason: dropped });
+    this.#droppedFor = dropped ? wanted : null;
+    this.#sinceDropped = Date.now();
     if (dropped) throw new Error(dropped);
   }
 

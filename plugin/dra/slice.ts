@@ -90,7 +90,7 @@ function attributes(gpu: OfferedGpu, spill: number, discovery: NodeDiscovery): R
 
 export function sliceDevice(gpu: OfferedGpu, spill: number, discovery: NodeDiscovery): SliceDevice {
   const total = deviceMemoryBytes(gpu, spill);
-  // A claim that names no amount books the card's physical VRAM: one GPU's worth, not the whole spill.
+  // A claim that names no amount books the card's usable VRAM (after the reserve): one GPU's worth, not the spill.
   const dflt = Math.max(MEMORY_STEP_BYTES, Math.min(floorStep(gpu.usableVramBytes), total));
   return {
     name: deviceName(gpu.address),
@@ -112,7 +112,7 @@ export function sliceDevice(gpu: OfferedGpu, spill: number, discovery: NodeDisco
   };
 }
 
-/** The devices this node offers over DRA, preferred first (the allocator is first-fit): most memory first. */
+/** The devices this node offers over DRA, in PCI order (stable, so an unchanged node writes nothing). */
 export function desiredDevices(inputs: SliceInputs): SliceDevice[] {
   const spill = spillPerGpu(inputs.inventory);
   return inputs.inventory.gpus

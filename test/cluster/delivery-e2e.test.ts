@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DRA_DRIVER } from '../../common/contracts/dra.ts';
 import { ENV, LIBRARY_FILES } from '../../common/contracts/interposer.ts';
 import {
   CHART_DIR,
@@ -148,6 +149,50 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     expect(readdirSync(demo.node.state).length).toBe(1);
   });
 
+  it('with DRA on and the EmuvPolicy on DRA, the node publishes a ResourceSlice and the limits-style pod runs on a claim', async () => {
+    const r = helm(info, [
+      'upgrade',
+      RELEASE,
+      CHART_DIR,
+      '-n',
+      NAMESPACE,
+      '--values',
+      demo.valuesFile,
+      '--set',
+      'dra.enabled=true',
+      '--set',
+      'defaultPolicy.spec.allocation=DRA',
+      '--wait',
+      '--timeout',
+      '3m',
+    ]);
+    expect(r.status, r.out).toBe(0);
+    const slice = await waitFor("the node's ResourceSlice", 120_000, async () => {
+      const s = await kube.get(
+        `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${info.nodeName},spec.driver%3D${DRA_DRIVER}`,
+      );
+      return (s.items as Json[])[0];
+    });
+    const [device] = slice.spec.devices as Json[];
+    expect(device).toMatchObject({ name: 'gpu-0000-01-00-0', allowMultipleAllocations: true, capacity: { memory: { value: '32256Mi' } } });
+    // The same pod as before, unchanged: the webhook turns its 28Gi limit into a claim on the DRA node.
+    const w = await demo.runWorkload('DRA');
+    const c = w.pod.spec.containers[0];
+    expect(c.resources.limits?.[VRAM_VIRTUAL]).toBeUndefined();
+    expect(c.resources.claims).toEqual([{ name: 'emuv-c0' }]);
+    expect(w.pod.spec.resourceClaims).toEqual([{ name: 'emuv-c0', resourceClaimTemplateName: `emuv-vram-${28 * GiB}` }]);
+    const claimName = (w.pod.status.resourceClaimStatuses as Json[])[0]!.resourceClaimName;
+    const claim = await kube.get(`/apis/resource.k8s.io/v1/namespaces/${DEMO_NAMESPACE}/resourceclaims/${claimName}`);
+    expect(claim.status.allocation.devices.results[0]).toMatchObject({ device: 'gpu-0000-01-00-0', consumedCapacity: { memory: '28Gi' } });
+    // EMUV_LIMIT_BYTES came with the claim's CDI spec: the card the workload sees is the claim's 28 GiB.
+    expect(w.log).toContain('card: cuMemGetInfo total 28.0 GiB free 28.0 GiB; cuDeviceTotalMem 28.0 GiB; NVML total 28.0 GiB');
+    expect(w.log).toContain('allocated 20 x 1 GiB through cuMemAlloc');
+    expect(w.log).toContain('data check on the last tensor: ok');
+    expect(readdirSync(info.cdiDir)).toEqual([`emuv.io-vgpu-${claim.metadata.uid}.json`]);
+    // The pool of the device-plugin path is withdrawn while the node is on DRA.
+    expect((await kube.node()).status.allocatable[VRAM_VIRTUAL]).toBe('0');
+  });
+
   it('helm uninstall leaves nothing of emuv on the node or in node status', async () => {
     await demo.uninstall();
     installed = false;
@@ -165,6 +210,11 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     expect(readdirSync(demo.node.interposer)).toEqual([]);
     expect(readdirSync(demo.node.state)).toEqual([]);
     expect(readdirSync(DEVICE_PLUGIN_DIR).filter((f) => f.startsWith('emuv'))).toEqual([]);
+    // DRA: no slice, no CDI spec, no kubelet plugin sockets.
+    const slices = await kube.get(`/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.driver%3D${DRA_DRIVER}`);
+    expect(slices.items).toEqual([]);
+    expect(readdirSync(info.cdiDir)).toEqual([]);
+    expect(readdirSync(info.kubeletRegistryDir).filter((f) => f.startsWith(DRA_DRIVER))).toEqual([]);
     const mwc = await kube.get('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations');
     expect((mwc.items as Json[]).map((x) => x.metadata.name).filter((x) => x.startsWith('emuv'))).toEqual([]);
   });

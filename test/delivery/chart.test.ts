@@ -749,16 +749,17 @@ describe('helm/emuv: Dynamic Resource Allocation (dra.*)', () => {
     const env = envOf(spec.containers[0]);
     // The kubelet dials the socket path the agent registers and the runtime reads the spec the agent
     // writes: inside and outside the container the paths are the same, and writable.
-    for (const [volume, path, variable] of [
-      ['kubelet-plugins', '/data/kubelet/plugins', 'EMUV_AGENT_KUBELET_PLUGINS_DIR'],
-      ['kubelet-registry', '/data/kubelet/plugins_registry', 'EMUV_AGENT_KUBELET_REGISTRY_DIR'],
-      ['cdi', '/etc/cdi', 'EMUV_AGENT_CDI_DIR'],
+    // Of the kubelet's plugins directory only the driver's own folder is mounted (other plugins' sockets stay out).
+    for (const [volume, path, variable, value] of [
+      ['kubelet-plugins', '/data/kubelet/plugins/gpu.emuv.io', 'EMUV_AGENT_KUBELET_PLUGINS_DIR', '/data/kubelet/plugins'],
+      ['kubelet-registry', '/data/kubelet/plugins_registry', 'EMUV_AGENT_KUBELET_REGISTRY_DIR', '/data/kubelet/plugins_registry'],
+      ['cdi', '/etc/cdi', 'EMUV_AGENT_CDI_DIR', '/etc/cdi'],
     ] as const) {
       expect(volumes[volume].path, volume).toBe(path);
       expect(mounts[volume], volume).toEqual({ name: volume, mountPath: path });
-      expect(env[variable], variable).toBe(path);
+      expect(env[variable], variable).toBe(value);
     }
-    expect(volumes['kubelet-plugins'].type).toBe('Directory');
+    expect(volumes['kubelet-plugins'].type).toBe('DirectoryOrCreate');
     expect(volumes['kubelet-registry'].type).toBe('Directory');
     expect(volumes.cdi.type).toBe('DirectoryOrCreate');
   });
@@ -771,10 +772,10 @@ describe('helm/emuv: Dynamic Resource Allocation (dra.*)', () => {
         resources: ['resourceslices'],
         verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
       },
-      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaims'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaims'], verbs: ['get'] },
     ]);
     expect(resourceRules(find(docs, 'ClusterRole', 'emuv-operator'))).toEqual([
-      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaimtemplates'], verbs: ['get', 'list', 'watch', 'create'] },
+      { apiGroups: ['resource.k8s.io'], resources: ['resourceclaimtemplates'], verbs: ['create'] },
     ]);
   });
 
