@@ -10,14 +10,13 @@
 import { credentials } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { devicePluginApi, type DevicePluginClient } from '../protos/deviceplugin.ts';
 import { AgentApiServer } from '../test/fakes/agent-apiserver.ts';
 import { StandInKubelet } from '../localcluster/stand-in-kubelet.ts';
 import { copyNodeFixture, NODE_BIN, REPO_ROOT, tempDir } from '../localcluster/repo.ts';
 import { agentFlags } from '../test/helpers.ts';
-import { percentile, summarize } from './lib.ts';
+import { machine, percentile, summarize } from './lib.ts';
 import { AGENT_NODE_FLAGS } from './agent-flags.ts';
 
 const LATENCY_CALLS = 1000;
@@ -170,12 +169,7 @@ async function main() {
   const result = {
     benchmark: 'deviceplugin',
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-    },
+    machine: machine(),
     allocate: { ...s, targetP99Ms: 5, meetsTarget: s.p99Ms <= 5 },
     baselineNoopAllocate: b,
     ratioP50: Math.round((s.p50Ms / b.p50Ms) * 100) / 100,

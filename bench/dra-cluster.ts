@@ -19,7 +19,6 @@
  * Usage: npm exec -- node bench/dra-cluster.ts
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { DEVICE_CLASS, DRA_DRIVER } from '../common/contracts/dra.ts';
 import {
@@ -36,8 +35,8 @@ import {
   type Json,
 } from '../localcluster/index.ts';
 import { clearNodeResource, startAgent, type RunningAgent } from '../test/cluster/agent.ts';
-import { probePod } from '../test/cluster/pods.ts';
-import { summarize } from './lib.ts';
+import { claimPod, claimTemplate, deviceClass, probePod } from '../test/cluster/pods.ts';
+import { machine, summarize } from './lib.ts';
 
 const N = 10;
 const POLL_MS = 25;
@@ -125,12 +124,7 @@ async function podRuns(prefix: string, make: (name: string) => Json): Promise<nu
   return out;
 }
 
-const claimPod = (name: string): Json => {
-  const pod = probePod({ name }) as Json;
-  pod.spec.resourceClaims = [{ name: 'vram', resourceClaimTemplateName: TEMPLATE }];
-  pod.spec.containers[0].resources.claims = [{ name: 'vram' }];
-  return pod;
-};
+const draPod = (name: string): Json => claimPod(name, TEMPLATE);
 const devicePluginPod = (name: string): Json => probePod({ name, limits: { [VRAM_VIRTUAL]: '1Gi', [VGPU]: '1' } });
 const plainPod = (name: string): Json => probePod({ name });
 
@@ -152,35 +146,14 @@ const runs = (xs: number[]) => ({ runs: xs.map(ms), ...summarize(xs) });
 try {
   await kube.ensureNamespace(NS);
   await kube.json('DELETE', `/apis/resource.k8s.io/v1/deviceclasses/${DEVICE_CLASS}`).catch(() => undefined);
-  await kube.json('POST', '/apis/resource.k8s.io/v1/deviceclasses', {
-    apiVersion: 'resource.k8s.io/v1',
-    kind: 'DeviceClass',
-    metadata: { name: DEVICE_CLASS },
-    spec: { selectors: [{ cel: { expression: `device.driver == "${DRA_DRIVER}"` } }] },
-  });
-  await kube.json('POST', `/apis/resource.k8s.io/v1/namespaces/${NS}/resourceclaimtemplates`, {
-    apiVersion: 'resource.k8s.io/v1',
-    kind: 'ResourceClaimTemplate',
-    metadata: { name: TEMPLATE },
-    spec: {
-      spec: {
-        devices: {
-          requests: [
-            {
-              name: 'vram',
-              exactly: { deviceClassName: DEVICE_CLASS, allocationMode: 'ExactCount', count: 1, capacity: { requests: { memory: '1Gi' } } },
-            },
-          ],
-        },
-      },
-    },
-  });
+  await kube.json('POST', '/apis/resource.k8s.io/v1/deviceclasses', deviceClass());
+  await kube.json('POST', `/apis/resource.k8s.io/v1/namespaces/${NS}/resourceclaimtemplates`, claimTemplate(TEMPLATE, '1Gi'));
 
   // DRA path.
   agent = start('DRA', false);
   log(`agent started (log: ${agent.log}); waiting for its ResourceSlice`);
   await theSlice('the ResourceSlice');
-  const draPods = await podRuns('dra', claimPod);
+  const draPods = await podRuns('dra', draPod);
   const plainPods = await podRuns('plain', plainPod);
 
   // Slice re-publish after the wipe the kubelet does at start-up, done here through the API.
@@ -237,13 +210,7 @@ try {
   const cluster = {
     benchmark: 'dra against the real kubelet, scheduler and containerd',
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadAverage1m: loadavg()[0],
-    },
+    machine: machine(),
     kubernetes: info.kubernetesVersion,
     method:
       `sequential, ${N} runs each after one warm-up; pod create (POST) to a GET seeing phase Running, GETs ${POLL_MS} ms apart; ` +

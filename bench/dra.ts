@@ -15,13 +15,13 @@
 import { credentials } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { DRA_DRIVER } from '../common/contracts/dra.ts';
 import { nopLogger } from '../common/log.ts';
 import { REPO_ROOT, tempDir } from '../localcluster/repo.ts';
 import { statsDirPreparer } from '../plugin/deviceplugin/host-prep.ts';
-import type { DiscoveredGpu, NodeDiscovery } from '../plugin/discovery/types.ts';
+import type { NodeDiscovery } from '../plugin/discovery/types.ts';
+import { discoveredGpu } from '../test/fixtures/gpus.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB } from '../plugin/inventory/capacity.ts';
 import { buildInventory } from '../plugin/inventory/inventory.ts';
 import { ClaimCheckpoint } from '../plugin/dra/checkpoint.ts';
@@ -29,7 +29,7 @@ import { EmuvDraDriver } from '../plugin/dra/driver.ts';
 import { DraKubeletPlugin, type DraClaimRef, type DraDriver, type PrepareOutcome } from '../plugin/dra/kubelet-plugin.ts';
 import { deviceName } from '../plugin/dra/slice.ts';
 import { draV1Api, type DRAPluginClient } from '../protos/dra.ts';
-import { summarize } from './lib.ts';
+import { machine, summarize } from './lib.ts';
 
 const CALLS = 1000;
 const BLOCK = 100;
@@ -45,29 +45,7 @@ const tmp = tempDir('emuv-bench-dra-');
 
 // One 16 GiB GPU, 512 MiB reserve, 8 GiB host spill: the device offers 23.5 GiB; every claim consumes 12Gi.
 const discovery: NodeDiscovery = {
-  gpus: [
-    {
-      pci: {
-        address: GPU,
-        vendorId: 0x10de,
-        deviceId: null,
-        subsystemVendorId: null,
-        subsystemDeviceId: null,
-        classCode: 0x030200,
-        numaNode: 0,
-        driver: 'nvidia',
-        link: { speed: '32.0 GT/s PCIe', gtPerSec: 32, width: 16, bandwidthBytesPerSec: 63_015_384_615.4 },
-      },
-      uuid: 'GPU-aaaaaaaa-0000-4000-8000-000000000000',
-      name: 'NVIDIA H100 PCIe',
-      minor: 0,
-      vramBytes: 16 * GiB,
-      vramSource: 'flag',
-      driverInfoSource: 'proc',
-      offered: true,
-      reason: null,
-    } satisfies DiscoveredGpu,
-  ],
+  gpus: [discoveredGpu(GPU, { vramGiB: 16, name: 'NVIDIA H100 PCIe' })],
   hostMemoryBytes: 64 * GiB,
   driverVersion: '580.95.05',
   nvml: false,
@@ -285,13 +263,7 @@ async function main() {
   const result = {
     benchmark: 'dra',
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadAverage1m: loadavg()[0],
-    },
+    machine: machine(),
     method:
       'v1 DRAPlugin over gRPC on a Unix socket, client and server in one process; per pair: NodePrepareResources of one fresh claim (new UID), ' +
       `then its NodeUnprepareResources, each timed call to response; ${WARMUP} warm-up pairs per side, then ${CALLS} pairs per side alternating in blocks of ${BLOCK}`,

@@ -1,4 +1,5 @@
-/** Latency summaries shared by the benchmarks. */
+/** Latency summaries and the machine record shared by the benchmarks. */
+import { cpus, loadavg, totalmem } from 'node:os';
 
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -15,5 +16,16 @@ export function summarize(samples: readonly number[]) {
     p99Ms: r(percentile(s, 99)),
     maxMs: r(s.at(-1)!),
     meanMs: r(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+}
+
+/** The machine a result was measured on, as every results file records it. */
+export function machine() {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverage1m: loadavg()[0],
   };
 }

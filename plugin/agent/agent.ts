@@ -170,6 +170,7 @@ async function startParts(config: PluginConfig, deps: AgentDeps, parts: StartedP
             discovery,
             state,
             latest: () => usage?.latest() ?? null,
+            dra: () => dra,
             apply: (spec) => {
               const wanted = spec?.allocation ?? config.dra.allocation;
               // Refused before anything is applied: the node keeps the configuration in effect, and EmuvNode says why.
@@ -368,6 +369,8 @@ async function startEmuvNodeSync(
     state: DeviceState;
     latest: () => StatusDocument | null;
     apply: (spec: Parameters<typeof applyNodeConfig>[1] | null) => void;
+    /** The DRA part once started (null before, and with --dra=off). */
+    dra: () => DraPart | null;
     log: Logger;
   },
 ): Promise<EmuvNodeSync> {
@@ -386,6 +389,8 @@ async function startEmuvNodeSync(
         specError,
         previous,
         now: new Date(),
+        devicePlugin: o.state.devicePluginOffered,
+        sliceError: o.dra()?.slices.lastError ?? null,
       }),
   });
   try {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseNodeConfig, SPILL_BACKEND_VALUES } from '../../common/contracts/emuv-node.ts';
 import { SPILL_BACKENDS } from '../../common/contracts/interposer.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB, MiB, validateCapacityConfig } from '../inventory/capacity.ts';
-import { applyNodeConfig, SPILL_BACKEND_MODE } from './emuv-node.ts';
+import { buildInventory } from '../inventory/inventory.ts';
+import { applyNodeConfig, emuvNodeStatus, SPILL_BACKEND_MODE } from './emuv-node.ts';
 
 const spec = (over: Record<string, unknown> = {}) =>
   parseNodeConfig({
@@ -42,5 +43,30 @@ describe('applyNodeConfig', () => {
   it('maps every CRD value, onto every contract value', () => {
     expect(Object.keys(SPILL_BACKEND_MODE).sort()).toEqual([...SPILL_BACKEND_VALUES].sort());
     expect(new Set(Object.values(SPILL_BACKEND_MODE))).toEqual(new Set(SPILL_BACKENDS));
+  });
+});
+
+describe('emuvNodeStatus on a DRA node', () => {
+  const discovery = { gpus: [], hostMemoryBytes: 32 * GiB, driverVersion: null, nvml: false, problems: [] };
+  const inventory = buildInventory(discovery, DEFAULT_CAPACITY_CONFIG);
+  const status = (over: Partial<Parameters<typeof emuvNodeStatus>[0]>) =>
+    emuvNodeStatus({ discovery, inventory, usage: null, generation: 2, specError: null, previous: undefined, now: new Date(0), ...over });
+  const ready = (s: Record<string, unknown>) => (s.conditions as { reason: string; status: string; message: string }[])[0]!;
+
+  it('says the memory is published over DRA, and is not Ready while the ResourceSlice is not published', () => {
+    expect(ready(status({}))).toMatchObject({
+      status: 'True',
+      reason: 'SpecApplied',
+      message: expect.stringContaining('emuv.io/vram-virtual'),
+    });
+    expect(ready(status({ devicePlugin: false }))).toMatchObject({ status: 'True', message: expect.stringContaining('over DRA') });
+    expect(ready(status({ devicePlugin: false, sliceError: 'apiserver down' }))).toMatchObject({
+      status: 'False',
+      reason: 'ResourceSliceNotPublished',
+      message: 'ResourceSlice not published: apiserver down',
+    });
+    // A slice error is the DRA path's: a device-plugin node ignores it; an invalid spec says so first.
+    expect(ready(status({ sliceError: 'x' })).reason).toBe('SpecApplied');
+    expect(ready(status({ devicePlugin: false, sliceError: 'x', specError: 'bad spec' })).reason).toBe('InvalidSpec');
   });
 });

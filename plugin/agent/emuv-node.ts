@@ -4,6 +4,7 @@
  * Level-triggered like the node status publisher: each pass reads the object and acts on what it
  * finds. A spec the agent cannot parse keeps the configuration in effect and says why in status.
  */
+import { DRA_DRIVER } from '../../common/contracts/dra.ts';
 import { parseNodeConfig, type AgentNodeConfig, type SpillBackend } from '../../common/contracts/emuv-node.ts';
 import type { SpillBackendMode } from '../../common/contracts/interposer.ts';
 import type { Logger } from '../../common/log.ts';
@@ -68,6 +69,10 @@ export interface StatusInputs {
   generation: number | undefined;
   /** null when the spec in effect was applied; else why it was not. */
   specError: string | null;
+  /** Whether the device plugin offers the node's memory (true), or DRA does (false). Default true. */
+  devicePlugin?: boolean;
+  /** On DRA: why the node's ResourceSlice is not what it should be; null when it is. */
+  sliceError?: string | null;
   previous: EmuvNodeView['status'];
   now: Date;
 }
@@ -92,11 +97,14 @@ export function emuvNodeStatus(i: StatusInputs): Record<string, unknown> {
       };
     });
   const usage = i.usage?.capacity;
-  const ready = i.specError === null;
-  const reason = ready ? 'SpecApplied' : 'InvalidSpec';
-  const message = ready
-    ? `publishing ${i.inventory.vramVirtualBytes} bytes of emuv.io/vram-virtual and ${i.inventory.vgpuCount} slots`
-    : i.specError!;
+  const sliceError = i.devicePlugin === false ? (i.sliceError ?? null) : null;
+  const ready = i.specError === null && sliceError === null;
+  const reason = i.specError !== null ? 'InvalidSpec' : sliceError !== null ? 'ResourceSliceNotPublished' : 'SpecApplied';
+  const published =
+    i.devicePlugin === false
+      ? `publishing ${i.inventory.vramVirtualBytes} bytes over DRA: ${i.inventory.gpus.length} device(s) of ${DRA_DRIVER} in this node's ResourceSlice`
+      : `publishing ${i.inventory.vramVirtualBytes} bytes of emuv.io/vram-virtual and ${i.inventory.vgpuCount} slots`;
+  const message = i.specError ?? (sliceError !== null ? `ResourceSlice not published: ${sliceError}` : published);
   const prev = i.previous?.conditions?.find((c) => c.type === 'Ready');
   const status = ready ? 'True' : 'False';
   return {

@@ -10,7 +10,8 @@ import { ENV } from '../../common/contracts/interposer.ts';
 import { formatBytes, parseQuantity } from '../../common/kube/quantity.ts';
 import { memoryLogger, nopLogger } from '../../common/log.ts';
 import { statsDirPreparer } from '../deviceplugin/host-prep.ts';
-import type { DiscoveredGpu, NodeDiscovery } from '../discovery/types.ts';
+import type { NodeDiscovery } from '../discovery/types.ts';
+import { discoveredGpu } from '../../test/fixtures/gpus.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB } from '../inventory/capacity.ts';
 import { buildInventory } from '../inventory/inventory.ts';
 import { ClaimCheckpoint, formatCheckpoint, parseCheckpoint } from './checkpoint.ts';
@@ -23,29 +24,7 @@ const MiB = 1024 ** 2;
 const NODE = 'node-a';
 const UID = '0b5c3f1e-1111-4222-8333-944445555666';
 
-function gpu(address: string, vramGiB: number, minor: number): DiscoveredGpu {
-  return {
-    pci: {
-      address,
-      vendorId: 0x10de,
-      deviceId: null,
-      subsystemVendorId: null,
-      subsystemDeviceId: null,
-      classCode: 0x030200,
-      numaNode: 1,
-      driver: 'nvidia',
-      link: { speed: '16.0 GT/s PCIe', gtPerSec: 16, width: 16, bandwidthBytesPerSec: 31_507_692_307.7 },
-    },
-    uuid: `GPU-aaaaaaaa-0000-4000-8000-00000000000${minor}`,
-    name: 'NVIDIA GeForce RTX 4060',
-    minor,
-    vramBytes: vramGiB * GiB,
-    vramSource: 'flag',
-    driverInfoSource: 'proc',
-    offered: true,
-    reason: null,
-  };
-}
+const gpu = (address: string, vramGiB: number, minor: number) => discoveredGpu(address, { vramGiB, minor, numaNode: 1 });
 
 const discovery: NodeDiscovery = {
   gpus: [gpu('0000:01:00.0', 8, 0), gpu('0000:02:00.0', 16, 1)],

@@ -16,7 +16,7 @@ import { Kube, loadCluster, restartKubelet, waitFor, type Json } from '../../loc
 import { ownersByAllocId } from '../../plugin/usage/owners.ts';
 import { podResourcesClient } from '../../plugin/usage/pod-resources.ts';
 import { clearNodeResource, GiB, MiB, startAgent, type RunningAgent } from './agent.ts';
-import { parseProbeLog, probePod } from './pods.ts';
+import { claimPod, claimTemplate, deviceClass, parseProbeLog, probePod } from './pods.ts';
 
 const NS = 'emuv-dra';
 const GPU_A = '0000:17:00.0';
@@ -30,34 +30,6 @@ const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
 const VGPU = 'emuv.io/vgpu';
 
 const SLICES = `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${'emuv-node'},spec.driver%3D${DRA_DRIVER}`;
-
-function claimTemplate(name: string, memory: string) {
-  return {
-    apiVersion: 'resource.k8s.io/v1',
-    kind: 'ResourceClaimTemplate',
-    metadata: { name },
-    spec: {
-      spec: {
-        devices: {
-          requests: [
-            {
-              name: 'vram',
-              exactly: { deviceClassName: DEVICE_CLASS, allocationMode: 'ExactCount', count: 1, capacity: { requests: { memory } } },
-            },
-          ],
-        },
-      },
-    },
-  };
-}
-
-/** A probe pod holding one claim made from `template`. */
-function claimPod(name: string, template: string) {
-  const pod = probePod({ name, list: [CONTAINER_PATHS.statsDir] }) as Json;
-  pod.spec.resourceClaims = [{ name: 'vram', resourceClaimTemplateName: template }];
-  pod.spec.containers[0].resources.claims = [{ name: 'vram' }];
-  return pod;
-}
 
 describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kubelet', () => {
   const info = loadCluster();
@@ -101,12 +73,7 @@ describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kub
   beforeAll(async () => {
     await kube.ensureNamespace(NS);
     await kube.json('DELETE', `/apis/resource.k8s.io/v1/deviceclasses/${DEVICE_CLASS}`).catch(() => undefined);
-    await kube.json('POST', '/apis/resource.k8s.io/v1/deviceclasses', {
-      apiVersion: 'resource.k8s.io/v1',
-      kind: 'DeviceClass',
-      metadata: { name: DEVICE_CLASS },
-      spec: { selectors: [{ cel: { expression: `device.driver == "${DRA_DRIVER}"` } }] },
-    });
+    await kube.json('POST', '/apis/resource.k8s.io/v1/deviceclasses', deviceClass());
     for (const [name, memory] of [
       ['vram-12gi', '12Gi'],
       ['vram-10gi', '10Gi'],
@@ -165,7 +132,7 @@ describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kub
   });
 
   it('runs a pod with a 12Gi claim on the GPU that has room; the CDI edits reached the container', async () => {
-    await kube.createPod(NS, claimPod('claim-12', 'vram-12gi'));
+    await kube.createPod(NS, claimPod('claim-12', 'vram-12gi', [CONTAINER_PATHS.statsDir]));
     await kube.waitPodPhase(NS, 'claim-12', 'Running');
     const claim = await claimOf('claim-12');
     const [result] = claim.status.allocation.devices.results as Json[];

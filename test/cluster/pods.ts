@@ -1,4 +1,5 @@
 // Pod manifests and helpers shared by the cluster tests.
+import { DEVICE_CLASS, DRA_DRIVER } from '../../common/contracts/dra.ts';
 import { PROBE_IMAGE } from '../../localcluster/index.ts';
 
 export interface ProbePodOptions {
@@ -61,4 +62,48 @@ export function parseProbeLog(log: string) {
     } else if (line.startsWith('ls ')) listed.push(line.slice(3));
   }
   return { complete: begun && ended, env, mounts, devices, listed };
+}
+
+/** emuv's DeviceClass, as the chart installs it (for tests that run the agent without the chart). */
+export function deviceClass() {
+  return {
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'DeviceClass',
+    metadata: { name: DEVICE_CLASS },
+    spec: { selectors: [{ cel: { expression: `device.driver == "${DRA_DRIVER}"` } }] },
+  };
+}
+
+/** A ResourceClaimTemplate for one emuv device with `memory` of virtual GPU memory. */
+export function claimTemplate(name: string, memory: string) {
+  return {
+    apiVersion: 'resource.k8s.io/v1',
+    kind: 'ResourceClaimTemplate',
+    metadata: { name },
+    spec: {
+      spec: {
+        devices: {
+          requests: [
+            {
+              name: 'vram',
+              exactly: { deviceClassName: DEVICE_CLASS, allocationMode: 'ExactCount', count: 1, capacity: { requests: { memory } } },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** A probe pod holding one claim made from `template` (pod claim `vram`). */
+export function claimPod(name: string, template: string, list?: string[]) {
+  const pod = probePod({ name, list });
+  return {
+    ...pod,
+    spec: {
+      ...pod.spec,
+      resourceClaims: [{ name: 'vram', resourceClaimTemplateName: template }],
+      containers: pod.spec.containers.map((c) => ({ ...c, resources: { ...c.resources, claims: [{ name: 'vram' }] } })),
+    },
+  };
 }
