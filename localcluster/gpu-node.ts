@@ -1,39 +1,15 @@
 // The node's GPU for the demos and the cluster tests: this machine's NVIDIA GPU and driver when it has one,
 // else the SIMULATED 8 GiB GeForce (the sysfs/procfs fixture test/fixtures/nodes/demo-geforce, device nodes
 // with /dev/null's numbers, the simulated driver from native/build/sim). Each caller says which it shows.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { openNvml } from '../plugin/discovery/nvml.ts';
 import { REPO_ROOT } from './repo.ts';
 
-/** This machine's NVIDIA driver: its GPUs are listed in /proc and ldconfig knows both user-space libraries. */
-export interface HostDriver {
-  libcuda: string;
-  libnvml: string;
-}
-
-function ldconfigPath(soname: string): string | null {
-  try {
-    const out = execFileSync('ldconfig', ['-p'], { encoding: 'utf8' });
-    const m = new RegExp(`\\s${soname.replace(/\./g, '\\.')} \\(.*x86-64.*\\) => (\\S+)`).exec(out);
-    return m ? m[1]! : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The real driver when this machine has an NVIDIA GPU, else null (the demos then simulate one). */
-export function hostDriver(): HostDriver | null {
-  try {
-    if (readdirSync('/proc/driver/nvidia/gpus').length === 0) return null;
-  } catch {
-    return null;
-  }
-  const libcuda = ldconfigPath('libcuda.so.1');
-  const libnvml = ldconfigPath('libnvidia-ml.so.1');
-  return libcuda && libnvml ? { libcuda, libnvml } : null;
-}
+// The host's driver is found by the same code `emuv run` uses.
+export { hostDriver, type HostDriver } from '../plugin/discovery/host-driver.ts';
+import type { HostDriver } from '../plugin/discovery/host-driver.ts';
 
 /** The device nodes of one NVIDIA GPU, as the driver makes them under /dev. */
 export const NVIDIA_DEVICE_NODES = ['nvidia0', 'nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools'];

@@ -8,6 +8,7 @@ import { DISCOVER_COMMAND } from './config/discover.ts';
 import { PLUGIN_COMMAND } from './config/plugin.ts';
 import { AGENT_ENV_PREFIX } from './config/program.ts';
 import { REMOVE_AGENTS_COMMAND } from './config/remove-agents.ts';
+import { RUN_COMMAND } from './config/run.ts'; // emuv run (issue 14)
 import { VIEWER_COMMAND } from './config/viewer.ts';
 
 export { AGENT_ENV_PREFIX } from './config/program.ts';
@@ -16,6 +17,7 @@ export { DISCOVER_COMMAND, parseDiscoverConfig, type DiscoverConfig } from './co
 export { parseListenAddress, parseOwnerDaemonSet, parsePluginConfig, PLUGIN_COMMAND, type PluginConfig } from './config/plugin.ts';
 export { parseRemoveAgentsConfig, REMOVE_AGENTS_COMMAND, type RemoveAgentsConfig } from './config/remove-agents.ts';
 export { parseViewerConfig, VIEWER_COMMAND, type ViewerConfig } from './config/viewer.ts';
+export { defaultRunStateDir, parseRunConfig, RUN_COMMAND, RUN_EXAMPLE, type RunConfig } from './config/run.ts'; // emuv run (issue 14)
 
 /** Every command of `emuv` and its table. */
 export const COMMANDS = {
@@ -24,6 +26,7 @@ export const COMMANDS = {
   top: VIEWER_COMMAND,
   status: VIEWER_COMMAND,
   'remove-agents': REMOVE_AGENTS_COMMAND,
+  run: RUN_COMMAND, // emuv run (issue 14)
 } as const;
 
 export type Command = keyof typeof COMMANDS;

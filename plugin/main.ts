@@ -5,6 +5,7 @@
  *   emuv plugin [flags]     run the node agent (device plugin + node status)
  *   emuv top|status [flags] view an agent's /status
  *   emuv remove-agents      the chart's pre-delete hook (agent/remove-agents.ts)
+ *   emuv run [flags] -- cmd run one command through the interposer, no Kubernetes (run/run.ts)
  */
 import { ConfigError, errorLine } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
@@ -14,6 +15,8 @@ import {
   parseDiscoverConfig,
   parsePluginConfig,
   parseRemoveAgentsConfig,
+  parseRunConfig, // emuv run (issue 14)
+  RUN_EXAMPLE, // emuv run (issue 14)
   parseViewerConfig,
   usage,
   type Command,
@@ -37,6 +40,8 @@ commands:
   top        live view of GPUs, virtual capacity, spill and containers (--once: one snapshot)
   remove-agents  delete the agent DaemonSet in the foreground and wait: every agent cleans its node first
                  (the Helm chart's pre-delete hook)
+  run        run one command through the interposer on this machine, no Kubernetes:
+             emuv run --limit 28Gi [flags] -- python infer.py
 
 Run "emuv <command> --help" for its flags. Every flag --some-flag can be given as the variable
 EMUV_AGENT_SOME_FLAG instead; a flag wins.
@@ -142,19 +147,40 @@ async function removeAgentsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+// emuv run (issue 14): the command's environment, and the signals it forwards, come from here.
+async function runCommand(argv: string[]): Promise<number> {
+  const cfg = parseRunConfig(argv, process.env);
+  // Loaded only when needed, as the Kubernetes client is: nothing of it runs in the agent.
+  const { emuvRun, FORWARDED_SIGNALS } = await import('./run/run.ts');
+  return emuvRun(cfg, {
+    env: process.env,
+    stderr: (line) => process.stderr.write(line),
+    onSignals: (forward) => {
+      const handlers = FORWARDED_SIGNALS.map((s) => [s, () => forward(s)] as const);
+      for (const [s, h] of handlers) process.on(s, h);
+      return () => {
+        for (const [s, h] of handlers) process.off(s, h);
+      };
+    },
+  });
+}
+
 const RUN: Record<Command, (argv: string[]) => Promise<number>> = {
   discover,
   plugin,
   top: (argv) => viewer('top', argv),
   status: (argv) => viewer('status', argv),
   'remove-agents': removeAgentsCommand,
+  run: runCommand, // emuv run (issue 14)
 };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(`${usage(command as Command)}\n`);
+    // Flags end at `--` (emuv run: what follows is the command's own, --help included).
+    const flagArgs = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (flagArgs.includes('--help') || flagArgs.includes('-h')) {
+      process.stdout.write(`${usage(command as Command)}\n${command === 'run' ? `The command goes after --: ${RUN_EXAMPLE}\n` : ''}`);
       return 0;
     }
     return RUN[command as Command](rest);

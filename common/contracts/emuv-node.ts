@@ -110,3 +110,25 @@ export function parseNodeConfig(spec: unknown): AgentNodeConfig {
   if (s.allocation !== undefined) out.allocation = s.allocation as Allocation;
   return out;
 }
+
+/**
+ * Bytes as a person reads them in `kubectl get`: the largest binary unit with at most one decimal, in the
+ * Kubernetes quantity spelling (`7.5Gi`, `512Mi`, `28Gi`, `0`). Rounded, so for people only: the byte fields
+ * beside it are what programs read.
+ */
+export function humanBytes(bytes: number): string {
+  const units = ['Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'];
+  let value = bytes;
+  let unit = '';
+  for (const u of units) {
+    if (Math.abs(value) < 1024) break;
+    value /= 1024;
+    unit = u;
+  }
+  const text = unit === '' ? String(Math.round(value)) : String(Math.round(value * 10) / 10);
+  return `${text}${unit}`;
+}
+
+/** EmuvNode.status.summary: the sizes of the status for `kubectl get emuvnodes`, in humanBytes' form. */
+export const SUMMARY_FIELDS = ['vram', 'virtual', 'committed', 'used', 'spillInUse', 'spillBudget'] as const;
+export type NodeSummary = Record<(typeof SUMMARY_FIELDS)[number], string>;

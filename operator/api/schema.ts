@@ -13,6 +13,7 @@ import {
   MAX_SLOTS_PER_GPU,
   MAX_SPILL_PERCENT,
   SPILL_BACKEND_VALUES,
+  SUMMARY_FIELDS,
   VRAM_MODE_VALUES,
 } from '../../common/contracts/emuv-node.ts';
 import { HOST_SPILL_SHAPE_PATTERN, SPILL_PERCENT_REASON } from '../../common/contracts/host-spill.ts';
@@ -390,6 +391,11 @@ export const nodeStatusSchema: Schema = {
     committed: size('Sum of emuv.io/vram-virtual limits of the containers on this node.'),
     used: size('Virtual memory in use (VRAM + spilled).'),
     spillInUse: size('Host RAM currently holding spilled GPU memory.'),
+    summary: {
+      type: 'object',
+      description: 'The sizes above for people (kubectl get): rounded to one decimal of the largest binary unit, e.g. 7.5Gi.',
+      properties: Object.fromEntries(SUMMARY_FIELDS.map((f) => [f, { type: 'string', maxLength: 16 }])),
+    },
     conditions,
   },
 };
@@ -408,16 +414,21 @@ export const policyColumns: PrinterColumn[] = [
   { name: 'Applied', type: 'integer', jsonPath: '.status.appliedNodes', description: 'Nodes where in effect' },
   { name: 'Conflicts', type: 'integer', jsonPath: '.status.conflictCount' },
   { name: 'Allocation', type: 'string', jsonPath: '.spec.allocation', priority: 1 },
+  { name: 'Spill budget', type: 'string', jsonPath: '.spec.hostSpillBudget', priority: 1 },
+  { name: 'Reserve', type: 'string', jsonPath: '.spec.vramReservePerGpu', priority: 1 },
+  { name: 'Max/container', type: 'string', jsonPath: '.spec.maxPerContainer', priority: 1 },
   { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
 
 export const nodeColumns: PrinterColumn[] = [
   { name: 'GPUs', type: 'integer', jsonPath: '.status.gpuCount' },
-  { name: 'VRAM', type: 'string', jsonPath: '.status.capacity.vram', description: 'Usable VRAM' },
-  { name: 'Virtual', type: 'string', jsonPath: '.status.capacity.virtual', description: 'Published capacity' },
-  { name: 'Committed', type: 'string', jsonPath: '.status.committed' },
-  { name: 'Spill', type: 'string', jsonPath: '.status.spillInUse', description: 'Spill in use' },
+  { name: 'VRAM', type: 'string', jsonPath: '.status.summary.vram', description: 'Usable VRAM' },
+  { name: 'Virtual', type: 'string', jsonPath: '.status.summary.virtual', description: 'Published capacity' },
+  { name: 'Committed', type: 'string', jsonPath: '.status.summary.committed' },
+  { name: 'Spill', type: 'string', jsonPath: '.status.summary.spillInUse', description: 'Spill in use' },
+  { name: 'Spill budget', type: 'string', jsonPath: '.status.summary.spillBudget', priority: 1 },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
   { name: 'Policy', type: 'string', jsonPath: '.spec.policy', priority: 1 },
   { name: 'Allocation', type: 'string', jsonPath: '.spec.allocation', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },

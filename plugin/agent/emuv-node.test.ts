@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseNodeConfig, SPILL_BACKEND_VALUES } from '../../common/contracts/emuv-node.ts';
+import { humanBytes, parseNodeConfig, SPILL_BACKEND_VALUES } from '../../common/contracts/emuv-node.ts';
+import { discoveredGpu } from '../../test/fixtures/gpus.ts';
 import { SPILL_BACKENDS } from '../../common/contracts/interposer.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB, MiB, validateCapacityConfig } from '../inventory/capacity.ts';
 import { buildInventory } from '../inventory/inventory.ts';
@@ -68,5 +69,30 @@ describe('emuvNodeStatus on a DRA node', () => {
     // A slice error is the DRA path's: a device-plugin node ignores it; an invalid spec says so first.
     expect(ready(status({ sliceError: 'x' })).reason).toBe('SpecApplied');
     expect(ready(status({ devicePlugin: false, sliceError: 'x', specError: 'bad spec' })).reason).toBe('InvalidSpec');
+  });
+});
+
+describe('sizes for people', () => {
+  it('writes bytes in the largest binary unit with at most one decimal', () => {
+    expect([0, 1000, 1024, 512 * MiB, 7.5 * GiB, 28 * GiB, 31.5 * GiB, 12.34 * GiB, 3 * 1024 * GiB].map(humanBytes)).toEqual([
+      '0',
+      '1000',
+      '1Ki',
+      '512Mi',
+      '7.5Gi',
+      '28Gi',
+      '31.5Gi',
+      '12.3Gi',
+      '3Ti',
+    ]);
+  });
+
+  it('puts them in status.summary beside the byte fields', () => {
+    const gpus = [discoveredGpu('0000:01:00.0', { vramGiB: 8 })];
+    const discovery = { gpus, hostMemoryBytes: 48 * GiB, driverVersion: null, nvml: false, problems: [] };
+    const inventory = buildInventory(discovery, DEFAULT_CAPACITY_CONFIG);
+    const s = emuvNodeStatus({ discovery, inventory, usage: null, generation: 1, specError: null, previous: undefined, now: new Date(0) });
+    expect(s.summary).toEqual({ vram: '7.5Gi', virtual: '31.5Gi', committed: '0', used: '0', spillInUse: '0', spillBudget: '24Gi' });
+    expect((s.capacity as { virtual: string }).virtual).toBe(String(31.5 * GiB));
   });
 });

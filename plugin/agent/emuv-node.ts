@@ -5,7 +5,13 @@
  * finds. A spec the agent cannot parse keeps the configuration in effect and says why in status.
  */
 import { DRA_DRIVER } from '../../common/contracts/dra.ts';
-import { parseNodeConfig, type AgentNodeConfig, type SpillBackend } from '../../common/contracts/emuv-node.ts';
+import {
+  humanBytes,
+  parseNodeConfig,
+  type AgentNodeConfig,
+  type NodeSummary,
+  type SpillBackend,
+} from '../../common/contracts/emuv-node.ts';
 import type { SpillBackendMode } from '../../common/contracts/interposer.ts';
 import type { Logger } from '../../common/log.ts';
 import { errFields } from '../../common/log.ts';
@@ -107,6 +113,17 @@ export function emuvNodeStatus(i: StatusInputs): Record<string, unknown> {
   const message = i.specError ?? (sliceError !== null ? `ResourceSlice not published: ${sliceError}` : published);
   const prev = i.previous?.conditions?.find((c) => c.type === 'Ready');
   const status = ready ? 'True' : 'False';
+  const committed = usage?.committedBytes ?? 0;
+  const used = (i.usage?.containers ?? []).reduce((a, c) => a + c.vramUsedBytes + c.hostUsedBytes, 0);
+  const spillInUse = usage?.hostUsedBytes ?? 0;
+  const summary: NodeSummary = {
+    vram: humanBytes(i.inventory.usableVramBytes),
+    virtual: humanBytes(i.inventory.vramVirtualBytes),
+    committed: humanBytes(committed),
+    used: humanBytes(used),
+    spillInUse: humanBytes(spillInUse),
+    spillBudget: humanBytes(i.inventory.hostBudgetBytes),
+  };
   return {
     ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
     gpuCount: gpus.length,
@@ -117,9 +134,10 @@ export function emuvNodeStatus(i: StatusInputs): Record<string, unknown> {
       virtual: String(i.inventory.vramVirtualBytes),
       slots: i.inventory.vgpuCount,
     },
-    committed: String(usage?.committedBytes ?? 0),
-    used: String((i.usage?.containers ?? []).reduce((a, c) => a + c.vramUsedBytes + c.hostUsedBytes, 0)),
-    spillInUse: String(usage?.hostUsedBytes ?? 0),
+    committed: String(committed),
+    used: String(used),
+    spillInUse: String(spillInUse),
+    summary,
     conditions: [
       {
         type: 'Ready',

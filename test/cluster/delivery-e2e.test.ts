@@ -104,13 +104,18 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     expect(sample('emuv_container_limit_bytes')).toBe(28 * GiB);
 
     expect(observed.top).toMatch(new RegExp(`${DEMO_NAMESPACE}/${DEMO_POD}/main +28\\.0G +[0-9.]+G +1[0-9]\\.[0-9]G`));
-    // kubectl's columns for EmuvNode: NAME GPUS VRAM VIRTUAL COMMITTED SPILL POLICY AGE.
+    // kubectl's columns for EmuvNode (-o wide): NAME GPUS VRAM VIRTUAL COMMITTED SPILL SPILL-BUDGET READY POLICY ALLOCATION AGE.
     const row = observed.emuvNodes
       .split('\n')
       .find((l) => l.startsWith(`${info.nodeName} `))!
       .split(/\s+/);
-    expect(row.slice(0, 5)).toEqual([info.nodeName, '1', String(7.5 * GiB), String(EXPECTED_VIRTUAL), String(28 * GiB)]);
-    expect(Number(row[5])).toBeGreaterThan(0);
+    // Sizes for people (status.summary), the byte fields stay for programs; -o wide adds the spill budget.
+    expect(row.slice(0, 5)).toEqual([info.nodeName, '1', '7.5Gi', '31.5Gi', '28Gi']);
+    expect(row[5]).toMatch(/^[1-9][0-9.]*Gi$/);
+    expect(row.slice(6, 8)).toEqual(['24Gi', 'SpecApplied']);
+    expect(observed.emuvNodes.split('\n')[0]).toMatch(
+      /^NAME +GPUS +VRAM +VIRTUAL +COMMITTED +SPILL +SPILL BUDGET +READY +POLICY +ALLOCATION +AGE$/,
+    );
   });
 
   it('helm upgrade replaces the agent (a rolling update) without touching what it put on the node', async () => {

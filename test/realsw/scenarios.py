@@ -371,8 +371,29 @@ def torch_props(_arg=None):
             'mem_get_info': list(torch.cuda.mem_get_info())}
 
 
+def torch_emuv_run(_arg=None):
+    """PyTorch started by `emuv run` (docs/run.md): the card it sees, 20 GiB held, and the contract and stats
+    file the run gave it (the stats file exists once CUDA is initialised)."""
+    import torch
+
+    out = torch_props()
+    ts = [torch.empty(GiB, dtype=torch.uint8, device='cuda') for _ in range(20)]
+    out['held'] = {
+        'memory_allocated': torch.cuda.memory_allocated(),
+        'mem_get_info': list(torch.cuda.mem_get_info()),
+        'placement': placement([(t.data_ptr(), GiB) for t in ts]),
+    }
+    stats = os.environ.get('EMUV_STATS_FILE', '')
+    out['contract'] = {k: v for k, v in os.environ.items() if k.startswith('EMUV_') and not k.startswith(('EMUV_SIM_', 'EMUV_REALSW_'))}
+    out['stats_file_size'] = os.path.getsize(stats) if stats and os.path.exists(stats) else None
+    del ts
+    torch.cuda.empty_cache()
+    return out
+
+
 SCENARIOS = {
     'torch_props': torch_props,
+    'torch_emuv_run': torch_emuv_run,  # through `emuv run` (test_realsw.py, run_through_emuv)
     'cudart12': lambda a: cudart(12),
     'cudart13': lambda a: cudart(13),
     'torch': torch_scenario,

@@ -292,3 +292,55 @@ def test_cudart_request_list_matches_the_fixture(major, tmp_path):
     want = [l for l in open(fixture, encoding='utf-8').read().splitlines() if not l.startswith('#')]
     assert live == want
     assert len(live) > 300
+
+
+# ---- emuv run: the same card without Kubernetes (docs/run.md) ------------------------------------------
+
+ROOT = os.path.abspath(os.path.join(HERE, '..', '..'))
+
+
+def run_through_emuv(name):
+    """Runs one scenario as `emuv run --limit 28Gi --driver-lib <simulated libcuda.so.1> -- python scenarios.py
+    NAME`: emuv lays the interposer out, asks the simulated NVML for the card (8 GiB) and sets the contract
+    itself. Returns (result, stderr, what the run left in its state and temporary directories)."""
+    node = os.path.join(ROOT, 'node_modules', '.bin', 'node')
+    if not os.path.exists(node):
+        pytest.skip('no node_modules/.bin/node (npm ci) to run emuv from its sources')
+    with tempfile.TemporaryDirectory(prefix='emuv-realsw-run-') as tmp:
+        e = {k: v for k, v in os.environ.items() if not k.startswith(('EMUV_', 'LD_', 'PYTORCH_', 'CUDA_'))}
+        e.update({k: v for k, v in os.environ.items() if k.startswith('EMUV_REALSW_')})
+        e['EMUV_SIM_VRAM'] = '8Gi'
+        e['EMUV_SIM_STATE'] = os.path.join(tmp, 'sim-state')
+        e['TMPDIR'] = os.path.join(tmp, 'tmp')
+        state = os.path.join(tmp, 'state')
+        os.makedirs(e['TMPDIR'])
+        cmd = [node, os.path.join(ROOT, 'plugin', 'main.ts'), 'run', '--limit', '28Gi',
+               '--driver-lib', os.environ['EMUV_REALSW_SIM'], '--state-dir', state,
+               '--', sys.executable, os.path.join(HERE, 'scenarios.py'), name]
+        p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600)
+        left = sorted(os.listdir(state) + os.listdir(e['TMPDIR']))
+    sim_lines = [l for l in p.stderr.splitlines() if l.startswith('emuv-sim:')]
+    assert p.returncode == 0, f'emuv run {name} exited {p.returncode}:\n{p.stderr[-4000:]}'
+    assert sim_lines == [], f'{name}: the simulated driver was asked for something it does not know: {sim_lines}'
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr, left
+
+
+def test_emuv_run_gives_torch_a_28gib_card_on_the_simulated_8gib_one():
+    t, stderr, left = run_through_emuv('torch_emuv_run')
+    assert t['available']
+    assert t['total_memory'] == LIMIT
+    assert t['mem_get_info'][1] == LIMIT
+    assert t['cc'] == '8.9'
+    # the share emuv run chose: the simulated card's 8 GiB (NVML) less the 512 MiB reserve
+    c = t['contract']
+    assert c['EMUV_LIMIT_BYTES'] == str(LIMIT) and c['EMUV_VRAM_SHARE'] == str(SHARE)
+    assert c['EMUV_CONTRACT_VERSION'] == '1' and c['EMUV_GPU'].startswith('GPU-')
+    assert re.search(r'/run-[0-9]+-[A-Za-z0-9]{6}/stats\.bin$', c['EMUV_STATS_FILE'])
+    assert t['stats_file_size'] == 65536
+    held = t['held']
+    assert held['memory_allocated'] == 20 * GiB
+    assert held['placement']['vram'] + held['placement']['host'] == 20 * GiB
+    assert 6 * GiB <= held['placement']['vram'] <= SHARE
+    assert held['mem_get_info'][0] <= LIMIT - 20 * GiB
+    assert re.search(r'^emuv run: .* sees 28\.0 GiB on GPU-', stderr, re.M)
+    assert left == []  # the private interposer directory and the stats directory are gone
