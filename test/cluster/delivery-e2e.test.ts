@@ -16,6 +16,8 @@ import {
   DEVICE_PLUGIN_DIR,
   helm,
   Kube,
+  kubectl,
+  must,
   loadCluster,
   NAMESPACE,
   RELEASE,
@@ -113,6 +115,10 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     expect(row.slice(0, 5)).toEqual([info.nodeName, '1', '7.5Gi', '31.5Gi', '28Gi']);
     expect(row[5]).toMatch(/^[1-9][0-9.]*Gi$/);
     expect(row.slice(6, 8)).toEqual(['24Gi', 'SpecApplied']);
+    // kubectl describe shows the Ready condition with its reason and message.
+    const described = must('kubectl describe emuvnode', kubectl(info, ['describe', 'emuvnode', info.nodeName]));
+    expect(described).toMatch(/Reason: +SpecApplied/);
+    expect(described).toMatch(/Message: +publishing \d+ bytes of emuv.io\/vram-virtual/);
     expect(observed.emuvNodes.split('\n')[0]).toMatch(
       /^NAME +GPUS +VRAM +VIRTUAL +COMMITTED +SPILL +SPILL BUDGET +READY +POLICY +ALLOCATION +AGE$/,
     );
