@@ -116,7 +116,7 @@ async function viewer(command: 'top' | 'status', argv: string[]): Promise<number
       process.stdout.write(`${JSON.stringify(await source.fetch(), null, 2)}\n`);
       return 0;
     }
-    await runTop({ source, once: cfg.once, sort: cfg.sort, intervalMs: 1000, out: process.stdout, input: process.stdin });
+    await runTop({ source, once: cfg.once, sort: cfg.sort, color: cfg.color, intervalMs: 1000, out: process.stdout, input: process.stdin });
     return 0;
   } finally {
     source.close();

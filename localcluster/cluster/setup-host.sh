@@ -13,8 +13,9 @@
 # with its own config, sockets and directories.
 set -euo pipefail
 
+# tmux: test/cli/top-tmux.test.ts runs `emuv top` in a real terminal.
 pkgs=(containernetworking-plugins iproute2 iptables conntrack openssl gcc libc6-dev libseccomp-dev pkg-config
-  ca-certificates util-linux procps)
+  ca-certificates util-linux procps tmux)
 
 if [[ "$(id -u)" != 0 ]]; then
   echo "setup-host.sh: must run as root (it installs Debian packages)" >&2

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseViewerConfig } from './viewer.ts';
+import { markdownFlags } from '../../common/flags.ts';
+import { parseViewerConfig, VIEWER_COMMAND } from './viewer.ts';
 
 describe('emuv top and status configuration', () => {
   it('defaults: ask the local agent, sorted by spill', () => {
@@ -10,6 +12,7 @@ describe('emuv top and status configuration', () => {
       procRoot: '/proc',
       once: false,
       sort: 'spill',
+      color: 'auto',
     });
   });
 
@@ -23,11 +26,24 @@ describe('emuv top and status configuration', () => {
     });
   });
 
+  it('--color and EMUV_AGENT_COLOR', () => {
+    expect(parseViewerConfig(['--color=never'], {}).color).toBe('never');
+    expect(parseViewerConfig([], { EMUV_AGENT_COLOR: 'always' }).color).toBe('always');
+  });
+
   it.each([
     [['--sort=size'], '--sort size: expected spill, vram, limit, name or events'],
     [['--url=localhost:9402'], '--url localhost:9402: expected http://host:port'],
     [['--once=yes'], '--once yes: expected on or off'],
+    [['--color=yes'], '--color yes: expected auto, always or never'],
   ])('%j is refused', (argv, message) => {
     expect(() => parseViewerConfig(argv, {})).toThrow(message);
+  });
+});
+
+describe('docs/top.md', () => {
+  it('holds the flag table generated from emuv top’s flags', () => {
+    const doc = readFileSync(new URL('../../docs/top.md', import.meta.url), 'utf8');
+    expect(doc).toContain(markdownFlags(VIEWER_COMMAND));
   });
 });

@@ -1,5 +1,6 @@
 /** `emuv top` and `emuv status`: where the node's usage is read from, and how top shows it. */
 import { defineCommand, onOff, oneOf, optionalText, parseFlags, path, valueType } from '../../common/flags.ts';
+import { ColorModes, type ColorMode } from '../top/frame.ts';
 import { SORT_KEYS, type SortKey } from '../top/render.ts';
 import { AGENT_ENV_PREFIX } from './program.ts';
 
@@ -37,6 +38,12 @@ export const VIEWER_COMMAND = defineCommand({
     },
     once: { type: onOff, default: 'off', help: 'top: print one snapshot and exit' },
     sort: { type: oneOf(SORT_KEYS), default: 'spill', help: 'top: sort containers by this column' },
+    color: {
+      type: oneOf(ColorModes),
+      default: 'auto',
+      help: 'top: colours; auto: on a terminal unless NO_COLOR is set',
+      doc: 'top: colours; `auto`: on a terminal unless `NO_COLOR` is set',
+    },
   },
 });
 
@@ -47,6 +54,7 @@ export interface ViewerConfig {
   procRoot: string;
   once: boolean;
   sort: SortKey;
+  color: ColorMode;
 }
 
 export function parseViewerConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ViewerConfig {
@@ -58,5 +66,6 @@ export function parseViewerConfig(argv: readonly string[], env: Readonly<Record<
     procRoot: v['proc-root'],
     once: v.once,
     sort: v.sort,
+    color: v.color,
   };
 }

@@ -3,15 +3,38 @@
  * `kubectl port-forward`), or the node's stats files read in place (on the node itself, no agent).
  */
 import { statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { ConfigError } from '../../common/errors.ts';
 import { STATS_FILE_NAME, collectUsage } from '../usage/collector.ts';
-import { readStatsFile } from '../stats/stats-reader.ts';
-import { procLiveness } from '../usage/liveness.ts';
+import { readStatsFile, type StatsSnapshot } from '../stats/stats-reader.ts';
+import { procLiveness, type Liveness, type ProcessLiveness } from '../usage/liveness.ts';
 import { ownersByAllocId } from '../usage/owners.ts';
 import { podResourcesClient } from '../usage/pod-resources.ts';
 import { buildStatus, STATUS_API_VERSION, type StatusDocument } from '../usage/status.ts';
 
-export type StatusSource = { describe: string; fetch(): Promise<StatusDocument>; close(): void };
+import type { ProcessRow, ProcessTable } from './state.ts';
+
+export type StatusSource = {
+  describe: string;
+  fetch(): Promise<StatusDocument>;
+  close(): void;
+  /**
+   * The process slots behind the last fetch, by allocation ID; absent when the source cannot see them
+   * (an agent's /status carries per container counts only).
+   */
+  processes?(): ProcessTable;
+};
+
+/** One container's process rows from its stats snapshot and the liveness verdict of each slot. */
+export function processRows(s: StatsSnapshot, verdicts: readonly Liveness[] | null): ProcessRow[] {
+  return s.processes.map((p, i) => ({
+    pid: p.pid,
+    hostPid: p.hostPid,
+    state: verdicts?.[i] ?? 'unknown',
+    vramBytes: Number(p.devices.reduce((a, d) => a + d.vram, 0n)),
+    hostBytes: Number(p.devices.reduce((a, d) => a + d.host, 0n)),
+  }));
+}
 
 export function agentSource(url: string, timeoutMs = 3000): StatusSource {
   const endpoint = `${url.replace(/\/+$/, '')}/status`;
@@ -41,16 +64,35 @@ export function statsDirSource(stateDir: string, podResourcesSocket: string | nu
       `--state-dir ${stateDir}: ${st ? 'not a directory' : 'no such directory'}; expected the agent's state directory (default /run/emuv on the node)`,
     );
   const pr = podResourcesSocket ? podResourcesClient(podResourcesSocket) : null;
-  const liveness = procLiveness(procRoot);
+  const inner = procLiveness(procRoot);
+  // collectUsage reads a container's stats file, then asks for the liveness of its slots: both are
+  // watched here to keep the slots (pid, bytes) that the status document sums away.
+  let table = new Map<string, ProcessRow[]>();
+  let lastRead: { allocId: string; snapshot: StatsSnapshot } | null = null;
+  const liveness: ProcessLiveness = {
+    check: (slots) => {
+      const verdicts = inner.check(slots);
+      if (lastRead && lastRead.snapshot.processes === slots) table.set(lastRead.allocId, processRows(lastRead.snapshot, verdicts));
+      return verdicts;
+    },
+  };
+  const read = (p: string): StatsSnapshot => {
+    const snapshot = readStatsFile(p);
+    lastRead = { allocId: basename(dirname(p)), snapshot };
+    table.set(lastRead.allocId, processRows(snapshot, null));
+    return snapshot;
+  };
   return {
     describe: `${stateDir}/*/${STATS_FILE_NAME}`,
     fetch: async () => {
       const owners = pr ? ownersByAllocId(await pr.list()) : null;
+      table = new Map();
+      lastRead = null;
       // Never clean up from here: that is the agent's job (staleAfterMs: Infinity).
       const { containers } = collectUsage({
         stateDir,
         owners,
-        read: (p) => readStatsFile(p),
+        read,
         liveness,
         staleAfterMs: Number.POSITIVE_INFINITY,
       });
@@ -66,5 +108,6 @@ export function statsDirSource(stateDir: string, podResourcesSocket: string | nu
       return buildStatus({ node: null, now: new Date(), inventory: empty, health: () => ({ healthy: true, reason: null }), containers });
     },
     close: () => pr?.close(),
+    processes: () => table,
   };
 }
