@@ -6,6 +6,7 @@
 #   helm                                                              (helm.sh/helm/v3)
 #   containerd, containerd-shim-runc-v2, ctr                          (github.com/containerd/containerd/v2)
 #   runc                                                              (github.com/opencontainers/runc; cgo + libseccomp)
+#   promtool                                                          (github.com/prometheus/prometheus)
 # Versions come from localcluster/cluster/build/versions.env. Binaries are cached by version under
 #   ${EMUV_CACHE_DIR:-$HOME/.cache/emuv}/bin/<component>-<version>/
 # and only what is missing is built. The Go module cache, the Go build cache and the generated build
@@ -31,6 +32,7 @@ etcd_dir="$cache/bin/etcd-$ETCD_VERSION"
 helm_dir="$cache/bin/helm-$HELM_VERSION"
 containerd_dir="$cache/bin/containerd-$CONTAINERD_VERSION"
 runc_dir="$cache/bin/runc-$RUNC_VERSION"
+prometheus_dir="$cache/bin/prometheus-$PROMETHEUS_VERSION"
 containerd_bins=(containerd containerd-shim-runc-v2 ctr)
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
 
@@ -39,7 +41,8 @@ have_etcd() { [[ -x "$etcd_dir/etcd" ]]; }
 have_helm() { [[ -x "$helm_dir/helm" ]]; }
 have_containerd() { for b in "${containerd_bins[@]}"; do [[ -x "$containerd_dir/$b" ]] || return 1; done; }
 have_runc() { [[ -x "$runc_dir/runc" ]]; }
-have_all() { have_k8s && have_etcd && have_helm && have_containerd && have_runc; }
+have_prometheus() { [[ -x "$prometheus_dir/promtool" ]]; }
+have_all() { have_k8s && have_etcd && have_helm && have_containerd && have_runc && have_prometheus; }
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "KUBERNETES_BIN=$k8s_dir"
@@ -47,6 +50,7 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   echo "HELM_BIN=$helm_dir"
   echo "CONTAINERD_BIN=$containerd_dir"
   echo "RUNC_BIN=$runc_dir"
+  echo "PROMETHEUS_BIN=$prometheus_dir"
   have_all
   exit $?
 fi
@@ -56,7 +60,7 @@ log() { printf '[build.sh %s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$(($(date +%s) 
 
 if have_all; then
   log "all binaries cached in $cache/bin (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION," \
-    "containerd $CONTAINERD_VERSION, runc $RUNC_VERSION); nothing to build"
+    "containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, prometheus $PROMETHEUS_VERSION); nothing to build"
   exit 0
 fi
 
@@ -128,6 +132,15 @@ build_helm() {
       -X $p/pkg/chartutil.k8sVersionMajor=1 -X $p/pkg/chartutil.k8sVersionMinor=$kmin" \
     "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
   rm -rf "$helm_dir" && mv "$out" "$helm_dir"
+}
+
+build_prometheus() {
+  local out="$prometheus_dir.tmp"
+  rm -rf "$out" && mkdir -p "$out"
+  # go install from the module itself (prometheus's go.mod has no replace directives).
+  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  rm -rf "$prometheus_dir" && mv "$out" "$prometheus_dir"
 }
 
 build_k8s() {
@@ -207,10 +220,12 @@ have_containerd || step "containerd $CONTAINERD_VERSION (${containerd_bins[*]})"
 have_runc || step "runc $RUNC_VERSION" build_runc
 have_k8s || step "kubernetes $KUBERNETES_VERSION (${k8s_bins[*]})" build_k8s
 have_helm || step "helm $HELM_VERSION" build_helm
+have_prometheus || step "promtool (prometheus module $PROMETHEUS_VERSION)" build_prometheus
 
 "$k8s_dir/kube-apiserver" --version
 "$etcd_dir/etcd" --version | head -1
 "$helm_dir/helm" version --short
 "$containerd_dir/containerd" --version
 "$runc_dir/runc" --version | head -1
+"$prometheus_dir/promtool" --version | head -1
 log "done in $(($(date +%s) - start)) s; binaries under $cache/bin"
