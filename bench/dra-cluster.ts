@@ -34,7 +34,7 @@ import {
   waitNodeReady,
   type Json,
 } from '../localcluster/index.ts';
-import { clearNodeResource, startAgent, type RunningAgent } from '../test/cluster/agent.ts';
+import { clearNodeResource, draAgentArgs, startAgent, type RunningAgent } from '../test/cluster/agent.ts';
 import { claimPod, claimTemplate, deviceClass, probePod } from '../test/cluster/pods.ts';
 import { machine, summarize } from './lib.ts';
 
@@ -54,15 +54,7 @@ const info = await startCluster({ log });
 const kube = new Kube(info);
 const slicesPath = `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${info.nodeName},spec.driver%3D${DRA_DRIVER}`;
 const slices = async () => ((await kube.get(slicesPath)) as Json).items as Json[];
-const agentArgs = [
-  '--dra=on',
-  `--cdi-dir=${info.cdiDir}`,
-  `--kubelet-plugins-dir=${info.kubeletPluginsDir}`,
-  `--kubelet-registry-dir=${info.kubeletRegistryDir}`,
-  '--host-spill=8Gi',
-  `--pod-resources-socket=${info.podResourcesSocket}`,
-  '--log-level=info',
-];
+const agentArgs = [...draAgentArgs(info), '--log-level=info'];
 const start = (allocation: 'DRA' | 'DevicePlugin', keepDir: boolean): RunningAgent =>
   startAgent(info, 'bench-dra', {
     fixture: 'two-gpus-numa',

@@ -3,32 +3,16 @@ import { InvalidRequestError } from '../../common/errors.ts';
 import { DEFAULT_CAPACITY_CONFIG, GiB } from '../inventory/capacity.ts';
 import { buildInventory, type Inventory } from '../inventory/inventory.ts';
 import type { DiscoveredGpu } from '../discovery/types.ts';
+import { discoveredGpu } from '../../test/fixtures/gpus.ts';
 import { allocIdFor, buildContainerResponse, resolveGrant } from './allocate.ts';
 import { preferAllocation } from './preferred.ts';
 
-function gpu(address: string, minor: number | null, uuid: string | null): DiscoveredGpu {
-  return {
-    pci: {
-      address,
-      vendorId: 0x10de,
-      deviceId: null,
-      subsystemVendorId: null,
-      subsystemDeviceId: null,
-      classCode: 0x030200,
-      numaNode: 0,
-      driver: 'nvidia',
-      link: { speed: null, gtPerSec: null, width: null, bandwidthBytesPerSec: null },
-    },
-    uuid,
-    name: 'GPU',
-    minor,
-    vramBytes: 16 * GiB,
-    vramSource: 'flag',
-    driverInfoSource: null,
-    offered: true,
-    reason: null,
-  };
-}
+/** A 16 GiB GPU; minor and UUID null where the driver did not say. */
+const gpu = (address: string, minor: number | null, uuid: string | null): DiscoveredGpu => ({
+  ...discoveredGpu(address, { vramGiB: 16, name: 'GPU' }),
+  minor,
+  uuid,
+});
 
 const inv: Inventory = buildInventory(
   {

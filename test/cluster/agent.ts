@@ -114,3 +114,15 @@ export async function clearNodeResource(kube: Kube, resource: string): Promise<v
     .map((f) => ({ op: 'remove', path: `/status/${f}/${ptr}` }));
   if (ops.length > 0) await kube.patchNodeStatus(ops);
 }
+
+/** The agent as a DRA driver on this cluster: its kubelet plugin directories, CDI directory and PodResources socket. */
+export function draAgentArgs(info: ClusterInfo): string[] {
+  return [
+    '--dra=on',
+    `--cdi-dir=${info.cdiDir}`,
+    `--kubelet-plugins-dir=${info.kubeletPluginsDir}`,
+    `--kubelet-registry-dir=${info.kubeletRegistryDir}`,
+    '--host-spill=8Gi',
+    `--pod-resources-socket=${info.podResourcesSocket}`,
+  ];
+}

@@ -15,7 +15,7 @@ import { CONTAINER_PATHS, ENV } from '../../common/contracts/interposer.ts';
 import { Kube, loadCluster, restartKubelet, waitFor, type Json } from '../../localcluster/index.ts';
 import { ownersByAllocId } from '../../plugin/usage/owners.ts';
 import { podResourcesClient } from '../../plugin/usage/pod-resources.ts';
-import { clearNodeResource, GiB, MiB, startAgent, type RunningAgent } from './agent.ts';
+import { clearNodeResource, draAgentArgs, GiB, MiB, startAgent, type RunningAgent } from './agent.ts';
 import { claimPod, claimTemplate, deviceClass, parseProbeLog, probePod } from './pods.ts';
 
 const NS = 'emuv-dra';
@@ -35,15 +35,7 @@ describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kub
   const info = loadCluster();
   const kube = new Kube(info);
   let agent: RunningAgent;
-  const agentArgs = [
-    '--dra=on',
-    '--allocation=DRA',
-    `--cdi-dir=${info.cdiDir}`,
-    `--kubelet-plugins-dir=${info.kubeletPluginsDir}`,
-    `--kubelet-registry-dir=${info.kubeletRegistryDir}`,
-    '--host-spill=8Gi',
-    `--pod-resources-socket=${info.podResourcesSocket}`,
-  ];
+  const agentArgs = [...draAgentArgs(info), '--allocation=DRA'];
   const start = (o: { allocation?: string; keepDir?: boolean } = {}) =>
     startAgent(info, 'dra', {
       fixture: 'two-gpus-numa',
