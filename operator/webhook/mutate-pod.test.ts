@@ -4,7 +4,7 @@ import { policy } from '../../test/fakes/operator-objects.ts';
 import type { Loose } from '../../test/fakes/operator-objects.ts';
 import { admissionPolicyFor, mutatePod } from './mutate-pod.ts';
 import type { AdmissionPolicy } from './mutate-pod.ts';
-import { ceilBytes, formatBytes, parseQuantity, wholeBytes } from './quantity.ts';
+import { ceilBytes, formatBytes, parseQuantity, wholeBytes } from '../../common/kube/quantity.ts';
 
 // EMUV_LIMIT_BYTES is plain decimal bytes: the quantities of the fixtures, in bytes.
 const GIB1 = String(2 ** 30);

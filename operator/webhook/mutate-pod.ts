@@ -31,7 +31,7 @@ import type { EmuvPolicy, PodMemoryReservation } from '../api/types.ts';
 import { DEFAULTS } from '../api/schema.ts';
 import type { JsonPatchOp } from '../../common/kube/json-patch.ts';
 import { diff } from '../../common/kube/json-patch.ts';
-import { QuantityError, ceilBytes, formatBytes, parseQuantity, wholeBytes } from './quantity.ts';
+import { QuantityError, ceilBytes, formatBytes, parseQuantity, wholeBytes } from '../../common/kube/quantity.ts';
 import { DEFAULT_ALLOCATION, POD_CLAIM_PREFIX, claimTemplateName } from '../../common/contracts/dra.ts';
 import type { Allocation } from '../../common/contracts/dra.ts';
 

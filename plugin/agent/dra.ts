@@ -50,12 +50,13 @@ export interface DraPart {
 /** The DRA checkpoint: a file in the state directory, whose subdirectories are all stats directories (the usage loop reads each). */
 export const checkpointFile = (stateDir: string) => join(stateDir, 'dra-checkpoint.json');
 
-function healthSource(state: DeviceState): HealthSource {
+/** Each offered GPU's health from the health poll, as the kubelet's health stream names devices (pool = node). */
+function healthSource(state: DeviceState, pool: string): HealthSource {
   return {
     current: () =>
       state.inventory.gpus.map((g) => {
         const h = state.health(g.address);
-        return { poolName: '', deviceName: deviceName(g.address), healthy: h.healthy, message: h.reason ?? '' };
+        return { poolName: pool, deviceName: deviceName(g.address), healthy: h.healthy, message: h.reason ?? '' };
       }),
     subscribe: (listener) => state.subscribe(listener),
   };
@@ -79,11 +80,6 @@ export async function startDra(config: PluginConfig, deps: DraDeps): Promise<Dra
     logger: log,
     onChange: deps.onClaimsChanged,
   });
-  const health = healthSource(state);
-  const withPool = (h: HealthSource): HealthSource => ({
-    current: () => h.current().map((d) => ({ ...d, poolName: config.nodeName })),
-    subscribe: h.subscribe,
-  });
   const slices = new SliceSync({
     nodeName: config.nodeName,
     api: deps.sliceApi,
@@ -100,7 +96,7 @@ export async function startDra(config: PluginConfig, deps: DraDeps): Promise<Dra
     pluginDir: join(config.dra.kubeletPluginsDir, DRA_DRIVER),
     registryDir: config.dra.kubeletRegistryDir,
     driver,
-    health: withPool(health),
+    health: healthSource(state, config.nodeName),
     logger: log.child({ module: 'kubelet-plugin' }),
   });
   try {

@@ -73,7 +73,7 @@ export class EmuvDraDriver implements DraDriver {
           out.set(ref.uid, { error: message });
         }
       }
-      if (changed) this.#saved();
+      if (changed) this.#changed();
       return out;
     });
   }
@@ -122,7 +122,7 @@ export class EmuvDraDriver implements DraDriver {
           out.set(ref.uid, { error: `unpreparing ResourceClaim ${ref.namespace}/${ref.name}: ${(err as Error).message}` });
         }
       }
-      if (changed) this.#saved();
+      if (changed) this.#changed();
       return out;
     });
   }
@@ -138,12 +138,13 @@ export class EmuvDraDriver implements DraDriver {
         this.#claims.delete(uid);
       }
       rmSync(this.#d.checkpoint.file, { force: true });
-      if (uids.length > 0) this.#saved();
+      if (uids.length > 0) this.#changed();
       return uids.length;
     });
   }
 
-  #saved(): void {
+  /** Tells onChange that the set of prepared claims changed. */
+  #changed(): void {
     this.#d.onChange?.();
   }
 }

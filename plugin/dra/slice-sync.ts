@@ -64,10 +64,10 @@ export class SliceSync extends Periodic {
 
   readonly #resyncMs: number;
 
-  constructor(o: SliceSyncOptions) {
-    super(() => this.#pass(), o.resyncMs ?? 10_000);
+  constructor(o: SliceSyncOptions, resyncMs = o.resyncMs ?? 10_000) {
+    super(() => this.#pass(), resyncMs);
     this.#o = o;
-    this.#resyncMs = o.resyncMs ?? 10_000;
+    this.#resyncMs = resyncMs;
   }
 
   override start(): void {

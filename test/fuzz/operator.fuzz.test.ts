@@ -12,7 +12,7 @@ import { parseEmuvPolicy } from '../../operator/api/validate.ts';
 import { applyJsonPatch } from '../fakes/json-patch.ts';
 import { handleMutatePods, type PolicySource } from '../../operator/webhook/admission.ts';
 import { mutatePod, type AdmissionPolicy } from '../../operator/webhook/mutate-pod.ts';
-import { formatBytes, parseQuantity, QuantityError } from '../../operator/webhook/quantity.ts';
+import { formatBytes, parseQuantity, QuantityError } from '../../common/kube/quantity.ts';
 import { corpus, fuzz } from './fuzz.ts';
 
 const SUFFIXES = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei', 'n', 'u', 'm', 'k', 'M', 'G', 'T', 'P', 'E'];
