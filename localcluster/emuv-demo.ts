@@ -1,5 +1,5 @@
-// emuv installed the way an operator installs it, on the local cluster: the image (built without a container
-// engine, images/emuv-image.ts) imported into the node's containerd, the Helm chart installed with
+// emuv installed the way an operator installs it, on the local cluster: the image (the Dockerfile built by
+// buildah, images/emuv-image.ts) imported into the node's containerd, the Helm chart installed with
 // `helm install --wait`, the agent running as the chart's DaemonSet and the operator as its Deployment. The
 // node's GPU is gpu-node.ts's: the SIMULATED 8 GiB GeForce, or (`npm run demo` only; the test always
 // simulates) this machine's, its libcuda/libnvidia-ml mounted into the workload as the toolkit would.
@@ -7,7 +7,7 @@
 // One ClusterDemo holds the steps in the order they run, and what one step hands the next (the node, the
 // agent's address). `npm run demo` (scripts/demo.ts) prints what each returns; test/cluster/delivery-e2e.test.ts
 // runs the same steps and asserts it.
-import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEVICE_PLUGIN_DIR, NODE_IP, type ClusterInfo } from './cluster/layout.ts';
 import { KubeError, type Json, type Kube } from './cluster/kube.ts';
@@ -23,6 +23,7 @@ import {
   EMUV_IMAGE_REPOSITORY,
   EMUV_IMAGE_TAG,
   WORKLOAD_IMAGE,
+  type ImageFacts,
 } from './images/emuv-image.ts';
 import { NODE_BIN, REPO_ROOT } from './repo.ts';
 
@@ -159,15 +160,33 @@ export class ClusterDemo {
     return this.#node;
   }
 
-  /** Builds the emuv image and the workload image and imports both into the node's containerd. */
-  loadImages(): void {
+  /**
+   * Builds the emuv image (the Dockerfile, with buildah) and the workload image and imports both into the node's
+   * containerd. buildah's full output goes to <log dir>/image-build.log; the steps, to the demo's log.
+   */
+  loadImages(): ImageFacts {
     const dir = path.join(this.info.paths.runDir, 'images');
     mkdirSync(dir, { recursive: true });
-    this.#log('building dist/ (npm run build) and native/build (make -C native)');
+    this.#log('building native/build (make -C native) for the workload image');
     buildOutputs(NODE_BIN);
-    const archives = [buildEmuvImage(dir, NODE_BIN), buildWorkloadImage(dir, this.driver?.libcuda)];
-    importImages(this.info, archives, [EMUV_IMAGE, WORKLOAD_IMAGE]);
+    const buildLog = path.join(this.info.paths.logDir, 'image-build.log');
+    mkdirSync(this.info.paths.logDir, { recursive: true });
+    writeFileSync(buildLog, '');
+    this.#log(`buildah bud -t ${EMUV_IMAGE} . (output in ${buildLog})`);
+    const image = buildEmuvImage(dir, {
+      cacheDir: this.info.paths.cacheDir,
+      runDir: this.info.paths.runDir,
+      log: (line) => {
+        appendFileSync(buildLog, `${line}\n`);
+        if (/^\[\d+\/\d+\] STEP|^making base image/.test(line)) this.#log(line);
+      },
+    });
+    this.#log(
+      `${EMUV_IMAGE}: ${image.layers} layers, ${(image.sizeBytes / 1e6).toFixed(1)} MB (${(image.compressedBytes / 1e6).toFixed(1)} MB compressed), user ${image.user}, built in ${image.buildSeconds.toFixed(0)} s`,
+    );
+    importImages(this.info, [image.archive, buildWorkloadImage(dir, this.driver?.libcuda)], [EMUV_IMAGE, WORKLOAD_IMAGE]);
     this.#log(`imported ${EMUV_IMAGE} and ${WORKLOAD_IMAGE} into the node's containerd`);
+    return image;
   }
 
   /** The node's GPU (gpu-node.ts) under the run directory. */

@@ -36,9 +36,22 @@ export { Kube, KubeError, type Json } from './cluster/kube.ts';
 export { helm, kubectl } from './cluster/tools.ts';
 export { capture, must, sleep, waitFor, type Captured } from './cluster/process.ts';
 
-// Images built without a container engine.
+// Images: the Dockerfile built by buildah from local base images; the test images packed directly.
 export { buildOciArchive, type OciImage } from './images/oci-archive.ts';
-export { buildEmuvImage, buildOutputs, buildWorkloadImage, parseRuntimeStage, type RuntimeStage } from './images/emuv-image.ts';
+export {
+  buildEmuvImage,
+  buildImage,
+  buildOutputs,
+  buildWorkloadImage,
+  EMUV_IMAGE,
+  layerSizes,
+  type BuildOptions,
+  type ImageFacts,
+  type LayerSize,
+} from './images/emuv-image.ts';
+export { DEBIAN_IMAGE, NODE_IMAGE, RUNTIME_IMAGE, ensureBaseImages } from './images/base-images.ts';
+export { buildah, haveBuildah, type Buildah } from './images/buildah.ts';
+export { dockerfileEntrypoint, externalBases, qualify } from './images/dockerfile.ts';
 
 // The node's GPU, and emuv installed on the cluster as a user installs it.
 export {

@@ -8,6 +8,7 @@
 //   reconcile-cluster  the same against the real kube-apiserver of the test cluster (root; built binaries)
 //   dra            NodePrepare/NodeUnprepareResources over real gRPC (agent's driver, real host side) vs a no-op driver
 //   dra-cluster    DRA claim pod vs device-plugin pod create-to-Running, ResourceSlice re-publish (test cluster; root)
+//   image          the Dockerfile built by buildah: size, layers, per-layer bytes vs a Debian runtime base (root)
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,4 +28,5 @@ run('reconcile', node, ['bench/reconcile.ts']);
 run('reconcile-cluster', node, ['bench/reconcile-cluster.ts']);
 run('dra', node, ['bench/dra.ts']);
 run('dra-cluster', node, ['bench/dra-cluster.ts']);
+run('image', node, ['bench/image.ts']);
 console.log('\nresults: bench/results/*.json; summary: docs/benchmarks.md');

@@ -8,6 +8,8 @@
 #   openssl                     certificates and keys for the control plane
 #   gcc, libc6-dev              the static pause and test-image programs (gcc -static); cgo for runc
 #   libseccomp-dev, pkg-config  build.sh builds runc with seccomp (cgo, links libseccomp.so.2)
+#   buildah, debootstrap        the image: buildah builds the Dockerfile (no daemon), FROM base images made
+#                               locally from Debian's archive with debootstrap (localcluster/images/)
 # containerd and runc are not Debian's: Debian 12's containerd 1.6.20 has no CDI and is unsupported by any
 # Kubernetes >= 1.34, so build.sh builds containerd, its shim and runc (versions.env), and the cluster runs them
 # with its own config, sockets and directories.
@@ -15,7 +17,7 @@ set -euo pipefail
 
 # tmux: test/cli/top-tmux.test.ts runs `emuv top` in a real terminal.
 pkgs=(containernetworking-plugins iproute2 iptables conntrack openssl gcc libc6-dev libseccomp-dev pkg-config
-  ca-certificates util-linux procps tmux)
+  ca-certificates util-linux procps tmux buildah debootstrap)
 
 if [[ "$(id -u)" != 0 ]]; then
   echo "setup-host.sh: must run as root (it installs Debian packages)" >&2
@@ -50,7 +52,7 @@ for m in overlay br_netfilter; do
 done
 
 
-for b in ip iptables openssl gcc pkg-config; do
+for b in ip iptables openssl gcc pkg-config buildah debootstrap; do
   command -v "$b" >/dev/null || { echo "setup-host.sh: $b still missing after install" >&2; exit 1; }
 done
 [[ -x /usr/lib/cni/bridge ]] || { echo "setup-host.sh: /usr/lib/cni/bridge missing" >&2; exit 1; }

@@ -1,27 +1,16 @@
-// The emuv image, built without a container engine from the same recipe and the same build outputs as
-// the Dockerfile: its runtime stage is read here (LABEL, WORKDIR, COPY, ENV, USER, ENTRYPOINT) and
-// replayed onto a root filesystem, so the two cannot drift apart. Where the Dockerfile copies from a build
-// stage, this copies the local build output of the same path (`/src/<p>` is `<repo>/<p>`: `npm run build`
-// makes dist/, `make -C native` the libraries). The base image's part, the Node 24 runtime at
-// /usr/local/bin/node, is the pinned node binary plus the shared libraries it loads.
+// The images the local cluster runs. The emuv image is the Dockerfile, built for real by buildah (`buildah bud`,
+// as `docker build` would) FROM local copies of its base images (base-images.ts), then pushed to an OCI archive
+// for the node's containerd: what the demo and the delivery test run is what a user's `docker build .` makes.
 //
 // Also the demo's workload image: native/examples/vram-demo with, where the NVIDIA container toolkit would
-// inject the driver, the SIMULATED driver (native/build/sim). Its name says so.
+// inject the driver, the SIMULATED driver (native/build/sim). Its name says so. It is not a Dockerfile
+// product, so it is packed directly (oci-archive.ts) from the local build.
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../repo.ts';
+import { ensureBaseImages } from './base-images.ts';
+import { buildah, haveBuildah, removeWorkingContainers } from './buildah.ts';
 import { buildOciArchive } from './oci-archive.ts';
 
 export const EMUV_IMAGE_REPOSITORY = 'emuv.local/emuv';
@@ -31,106 +20,22 @@ export const WORKLOAD_IMAGE = 'emuv.local/vram-demo:simulated-driver';
 /** Where the NVIDIA container toolkit puts libcuda.so.1 in a container (the chart's agent.driverLibDir). */
 export const DRIVER_LIB_DIR = '/usr/lib/x86_64-linux-gnu';
 
-/** The runtime stage of a Dockerfile, as far as this builder replays it. */
-export interface RuntimeStage {
-  labels: Record<string, string>;
-  workingDir: string;
-  /** `dest` is absolute; `intoDir` when it was written with a trailing slash (Docker: copy into it). */
-  copies: { from?: string; src: string; dest: string; intoDir: boolean }[];
-  env: Record<string, string>;
-  user?: string;
+/** What the built image is, read back from buildah's store (docs/benchmarks.md records these). */
+export interface ImageFacts {
+  archive: string;
+  id: string;
+  /** Uncompressed size of all layers, bytes (what `docker images` shows). */
+  sizeBytes: number;
+  /** Compressed size as a registry stores it (gzip of each layer), bytes. */
+  compressedBytes: number;
+  layers: number;
+  perLayer: LayerSize[];
+  user: string;
   entrypoint: string[];
-}
-
-/** Joins continuation lines and drops comments; one instruction per element. */
-function instructions(text: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('#') || (line === '' && cur === '')) continue;
-    if (line.endsWith('\\')) {
-      cur += `${line.slice(0, -1)} `;
-      continue;
-    }
-    cur += line;
-    if (cur.trim() !== '') out.push(cur.trim());
-    cur = '';
-  }
-  return out;
-}
-
-/** `k="v" k2=v2` (LABEL/ENV); values may be double-quoted. */
-function pairs(s: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /([A-Za-z0-9_.\-/]+)=("((?:[^"\\]|\\.)*)"|\S+)/g;
-  let m: RegExpExecArray | null;
-  let consumed = '';
-  while ((m = re.exec(s)) !== null) {
-    out[m[1]!] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2]!;
-    consumed += m[0];
-  }
-  if (consumed.replace(/\s/g, '') !== s.replace(/\s/g, '')) throw new Error(`cannot read key=value pairs in: ${s}`);
-  return out;
-}
-
-/**
- * Parses the last stage of `dockerfile`. Strict: an instruction this builder does not replay (RUN in the
- * runtime stage, ADD, VOLUME, ...) is an error, so a Dockerfile change cannot be silently left out here.
- */
-export function parseRuntimeStage(dockerfile: string): RuntimeStage {
-  const all = instructions(dockerfile);
-  const lastFrom = all.map((i) => /^FROM\s/i.test(i)).lastIndexOf(true);
-  if (lastFrom < 0) throw new Error('Dockerfile has no FROM');
-  const stage: RuntimeStage = { labels: {}, workingDir: '/', copies: [], env: {}, entrypoint: [] };
-  const args: Record<string, string> = {};
-  const expand = (s: string) =>
-    s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => {
-      if (!(n in args)) throw new Error(`Dockerfile uses \${${n}} without an ARG default`);
-      return args[n]!;
-    });
-  for (const ins of all.slice(lastFrom + 1)) {
-    const [, op = '', rest = ''] = /^(\S+)\s+([\s\S]*)$/.exec(ins) ?? [];
-    switch (op.toUpperCase()) {
-      case 'ARG': {
-        const [name, def] = rest.split('=', 2);
-        if (def === undefined) throw new Error(`ARG ${name} needs a default here`);
-        args[name!] = def;
-        break;
-      }
-      case 'LABEL':
-        Object.assign(stage.labels, Object.fromEntries(Object.entries(pairs(rest)).map(([k, v]) => [k, expand(v)])));
-        break;
-      case 'ENV':
-        Object.assign(stage.env, pairs(rest));
-        break;
-      case 'WORKDIR':
-        stage.workingDir = path.posix.resolve(stage.workingDir, rest);
-        break;
-      case 'USER':
-        stage.user = rest;
-        break;
-      case 'ENTRYPOINT':
-        stage.entrypoint = JSON.parse(rest) as string[];
-        break;
-      case 'COPY': {
-        const words = rest.split(/\s+/);
-        const from = words[0]?.startsWith('--from=') ? words.shift()!.slice('--from='.length) : undefined;
-        if (words.some((w) => w.startsWith('--')) || words.length !== 2) throw new Error(`unsupported COPY: ${ins}`);
-        stage.copies.push({
-          from,
-          src: words[0]!,
-          dest: path.posix.resolve(stage.workingDir, words[1]!),
-          intoDir: words[1]!.endsWith('/'),
-        });
-        break;
-      }
-      default:
-        throw new Error(`the image builder does not replay "${op}" in the Dockerfile's runtime stage: ${ins}`);
-    }
-  }
-  if (stage.entrypoint.length === 0) throw new Error('the runtime stage has no ENTRYPOINT');
-  return stage;
+  labels: Record<string, string>;
+  /** The base images made in this build (empty when all were cached). */
+  basesMade: string[];
+  buildSeconds: number;
 }
 
 /** Copies `bin` and every shared library it loads (ldd) into `rootfs` at the same paths. */
@@ -168,38 +73,147 @@ export function buildOutputs(nodeBin: string): void {
   execFileSync('make', ['-C', path.join(REPO_ROOT, 'native'), '-s', 'all'], { stdio: 'pipe' });
 }
 
-/** The emuv image (the Dockerfile's runtime stage) as an OCI archive in `dir`. */
-export function buildEmuvImage(dir: string, nodeBin: string): string {
-  const stage = parseRuntimeStage(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'));
-  const rootfs = freshRootfs(path.join(dir, 'emuv-rootfs'));
-  // The base image's Node runtime.
-  copyWithLibraries(nodeBin, rootfs, '/usr/local/bin/node');
-  for (const c of stage.copies) {
-    const local = c.from ? c.src.replace(/^\/src\//, '') : c.src;
-    const src = path.join(REPO_ROOT, local);
-    if (!existsSync(src)) throw new Error(`the Dockerfile copies ${c.src}, but ${src} is missing: run npm run build and make -C native`);
-    // Docker: a directory's contents go to dest; a file goes into dest when dest ends in a slash.
-    const dest = path.join(rootfs, !statSync(src).isDirectory() && c.intoDir ? path.join(c.dest, path.basename(local)) : c.dest);
-    mkdirSync(path.dirname(dest), { recursive: true });
-    cpSync(src, dest, { recursive: true, dereference: true });
-  }
-  writeFileSyncIn(rootfs, 'etc/passwd', 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n');
-  writeFileSyncIn(rootfs, 'etc/group', 'root:x:0:\nnonroot:x:65532:\n');
-  const env = { PATH: '/usr/local/bin:/usr/bin:/bin', ...stage.env };
-  const archive = path.join(dir, 'emuv.oci.tar');
-  buildOciArchive(
-    {
-      rootfs,
-      name: EMUV_IMAGE,
-      entrypoint: stage.entrypoint,
-      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      user: stage.user,
-      workingDir: stage.workingDir,
-      labels: stage.labels,
-    },
-    archive,
+/**
+ * Builds the Dockerfile with buildah into its store (tag emuv.local/emuv:dev) and pushes it to
+ * `<dir>/emuv.oci.tar`. RUN steps run chrooted in their stage with the host's network (npm and Debian's archive
+ * are reachable); npm's and apt's download caches are mounted from <cache>/images so a changed lockfile does
+ * not fetch everything again. Unchanged stages are layer-cache hits.
+ */
+export function buildEmuvImage(dir: string, opts: BuildOptions): ImageFacts {
+  return buildImage(dir, opts, path.join(REPO_ROOT, 'Dockerfile'), EMUV_IMAGE);
+}
+
+export interface BuildOptions {
+  cacheDir: string;
+  runDir: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * Builds `dockerfileFile` (the repository's, or a variant of it: bench/image.ts) with the repository as context,
+ * tags it `tag` and pushes it to `<dir>/<name>.oci.tar`.
+ */
+export function buildImage(dir: string, opts: BuildOptions, dockerfileFile: string, tag: string): ImageFacts {
+  const started = Date.now();
+  const log = opts.log ?? (() => {});
+  if (!haveBuildah()) throw new Error('buildah is not installed: localcluster/cluster/setup-host.sh installs it (Debian package buildah)');
+  const b = buildah(opts.cacheDir, opts.runDir);
+  removeWorkingContainers(b);
+  const dockerfile = readFileSync(dockerfileFile, 'utf8');
+  const basesMade = ensureBaseImages(b, dockerfile, opts.cacheDir, path.join(dir, 'bases'), log);
+  const version = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const npmCache = path.join(opts.cacheDir, 'images', 'npm-cache');
+  const aptCache = path.join(opts.cacheDir, 'images', 'apt-archives');
+  mkdirSync(path.join(aptCache, 'partial'), { recursive: true });
+  mkdirSync(npmCache, { recursive: true });
+  mkdirSync(dir, { recursive: true });
+  b.run(
+    [
+      'bud',
+      '--isolation',
+      'chroot',
+      '--pull-never',
+      '--force-rm',
+      '--layers',
+      '--build-arg',
+      `VERSION=${version}`,
+      '-v',
+      `${npmCache}:/root/.npm`,
+      '-v',
+      `${aptCache}:/var/cache/apt/archives`,
+      ...hostTrust(dir),
+      '-f',
+      dockerfileFile,
+      '-t',
+      tag,
+      REPO_ROOT,
+    ],
+    { log },
   );
-  return archive;
+  const archive = path.join(dir, `${tag.replace(/^.*\//, '').replace(/[^a-z0-9.]+/gi, '-')}.oci.tar`);
+  rmSync(archive, { force: true });
+  b.run(['push', '--format', 'oci', tag, `oci-archive:${archive}:${tag}`]);
+  const facts = inspectImage(b, tag, archive);
+  return { ...facts, basesMade, buildSeconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * RUN steps fetch over TLS (npm from its registry, pip from PyPI). Where this machine's network re-signs TLS
+ * with a CA of its own, only the host's CA bundle knows it: it is mounted for the build steps alone, where
+ * Debian's update-ca-certificates (the native stage) and npm's global npmrc (the js stage) pick it up. Mounts
+ * are not layers: nothing of this machine's trust reaches the runtime stage, which has no RUN.
+ */
+function hostTrust(dir: string): string[] {
+  const bundle = '/etc/ssl/certs/ca-certificates.crt';
+  if (!existsSync(bundle)) return [];
+  const ca = '/usr/local/share/ca-certificates/emuv-build-host.crt';
+  const npmrc = path.join(dir, 'build-npmrc');
+  writeFileSync(npmrc, `cafile=${ca}\n`);
+  return ['-v', `${bundle}:${ca}:ro`, '-v', `${npmrc}:/usr/local/etc/npmrc:ro`];
+}
+
+function inspectImage(b: ReturnType<typeof buildah>, ref: string, archive: string): Omit<ImageFacts, 'basesMade' | 'buildSeconds'> {
+  const info = JSON.parse(b.run(['inspect', '--type', 'image', ref])) as {
+    FromImageID: string;
+    OCIv1: { config: { User?: string; Entrypoint?: string[]; Labels?: Record<string, string> } };
+  };
+  return {
+    archive,
+    id: info.FromImageID,
+    ...layerSizes(archive),
+    user: info.OCIv1.config.User ?? '',
+    entrypoint: info.OCIv1.config.Entrypoint ?? [],
+    labels: info.OCIv1.config.Labels ?? {},
+  };
+}
+
+/** One layer of an image archive: the instruction that made it (the config's history) and its sizes. */
+export interface LayerSize {
+  createdBy: string;
+  bytes: number;
+  compressedBytes: number;
+}
+
+/**
+ * Layer count and sizes from the pushed archive (an OCI layout in a tar, layers gzip-compressed as a registry
+ * stores them): compressed is what a node pulls, uncompressed what it unpacks to disk. Each layer is named by
+ * the history entry that made it, which is what says where the bytes go.
+ */
+export function layerSizes(archive: string): { layers: number; compressedBytes: number; sizeBytes: number; perLayer: LayerSize[] } {
+  const work = `${archive}.read`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work);
+  try {
+    execFileSync('tar', ['-xf', archive, '-C', work]);
+    const blob = (digest: string) => path.join(work, 'blobs', ...digest.split(':'));
+    const index = JSON.parse(readFileSync(path.join(work, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    if (index.manifests.length !== 1) throw new Error(`${archive} holds ${index.manifests.length} manifests, expected 1`);
+    const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as {
+      config: { digest: string };
+      layers: { digest: string; size: number; mediaType: string }[];
+    };
+    const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8')) as {
+      history?: { created_by?: string; empty_layer?: boolean }[];
+    };
+    const makers = (config.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by ?? '');
+    const perLayer = manifest.layers.map((l, i) => ({
+      createdBy: makers.length === manifest.layers.length ? makers[i]! : '',
+      bytes: l.mediaType.endsWith('+gzip') ? gunzippedSize(blob(l.digest)) : l.size,
+      compressedBytes: l.size,
+    }));
+    return {
+      layers: perLayer.length,
+      compressedBytes: perLayer.reduce((n, l) => n + l.compressedBytes, 0),
+      sizeBytes: perLayer.reduce((n, l) => n + l.bytes, 0),
+      perLayer,
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function gunzippedSize(file: string): number {
+  return Number(execFileSync('sh', ['-c', 'gzip -dc "$1" | wc -c', 'sh', file], { encoding: 'utf8' }).trim());
 }
 
 /**
@@ -226,9 +240,4 @@ export function buildWorkloadImage(dir: string, realLibcuda?: string): string {
     archive,
   );
   return archive;
-}
-
-function writeFileSyncIn(rootfs: string, rel: string, text: string): void {
-  mkdirSync(path.dirname(path.join(rootfs, rel)), { recursive: true });
-  writeFileSync(path.join(rootfs, rel), text);
 }

@@ -8,13 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { AGENT_NODE_FLAGS } from '../../bench/agent-flags.ts';
 import { LIBRARY_FILES } from '../../common/contracts/interposer.ts';
-import { NODE_BIN, parseRuntimeStage, REPO_ROOT } from '../../localcluster/index.ts';
+import { dockerfileEntrypoint, NODE_BIN, REPO_ROOT } from '../../localcluster/index.ts';
 
 const read = (p: string) => readFileSync(join(REPO_ROOT, p), 'utf8');
 
 describe('delivery files agree', () => {
   it('the agent runs with the V8 flags the benchmark measured: Dockerfile and chart, on the command line', () => {
-    expect(parseRuntimeStage(read('Dockerfile')).entrypoint).toEqual(['node', ...AGENT_NODE_FLAGS, '/app/dist/emuv.mjs']);
+    expect(dockerfileEntrypoint(read('Dockerfile'))).toEqual(['node', ...AGENT_NODE_FLAGS, '/app/dist/emuv.mjs']);
     expect((parse(read('helm/emuv/values.yaml')) as { agent: { nodeArgs: string[] } }).agent.nodeArgs).toEqual(AGENT_NODE_FLAGS);
     // Node accepts them there; NODE_OPTIONS would refuse --lite-mode, which is why neither file uses it.
     expect(spawnSync(NODE_BIN, [...AGENT_NODE_FLAGS, '-e', '0']).status).toBe(0);
