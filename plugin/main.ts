@@ -23,7 +23,8 @@ import {
   type CommonConfig,
 } from './config.ts';
 import { removeAgents } from './agent/remove-agents.ts';
-import { agentSource, statsDirSource } from './top/sources.ts';
+import { clusterSource } from './top/cluster-source.ts';
+import { agentSource, statsDirSource, type StatusSource } from './top/sources.ts';
 import { runTop } from './top/top.ts';
 import { discoverNode } from './discovery/discover.ts';
 import { openNvml, type Nvml } from './discovery/nvml.ts';
@@ -110,7 +111,13 @@ async function plugin(argv: string[]): Promise<number> {
 
 async function viewer(command: 'top' | 'status', argv: string[]): Promise<number> {
   const cfg = parseViewerConfig(argv, process.env);
-  const source = cfg.stateDir ? statsDirSource(cfg.stateDir, cfg.podResourcesSocket, cfg.procRoot) : agentSource(cfg.url);
+  let source: StatusSource;
+  if (cfg.agentsNamespace) {
+    // Loaded only here: the Kubernetes client is a large import that the other sources do not need.
+    const { createAgentPodsApi, loadKubeConfig } = await import('./agent/kube-node-api.ts');
+    const kc = loadKubeConfig(cfg.kubeconfig?.path ?? null, cfg.kubeconfig?.from);
+    source = clusterSource(createAgentPodsApi(kc, 5000), cfg.agentsNamespace);
+  } else source = cfg.stateDir ? statsDirSource(cfg.stateDir, cfg.podResourcesSocket, cfg.procRoot) : agentSource(cfg.url);
   try {
     if (command === 'status') {
       process.stdout.write(`${JSON.stringify(await source.fetch(), null, 2)}\n`);

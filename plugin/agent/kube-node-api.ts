@@ -24,6 +24,7 @@ import type { RemoveAgentsApi } from './remove-agents.ts';
 import type { DaemonSetRef, DaemonSetView, UninstallApi } from './uninstall.ts';
 import type { SliceApi, SliceView } from '../dra/slice-sync.ts';
 import type { ClaimApi } from '../dra/driver.ts';
+import { AGENT_POD_SELECTOR, AGENT_PORT_NAME, type AgentPodsApi } from '../top/cluster-source.ts';
 
 // Re-exported so main.ts loads the client library with one lazy import.
 export { loadKubeConfig } from '../../common/kube/config.ts';
@@ -183,5 +184,24 @@ export function createClaimApi(kc: KubeConfig): ClaimApi {
         custom.getNamespacedCustomObject({ ...RESOURCE, plural: 'resourceclaims', namespace, name }) as Promise<unknown>,
         null,
       ),
+  };
+}
+
+/** `emuv top --agents-namespace` (top/cluster-source.ts): the agent pods, and their /status through the pod proxy. */
+export function createAgentPodsApi(kc: KubeConfig, timeoutMs: number): AgentPodsApi {
+  const core = kc.makeApiClient(CoreV1Api);
+  const plain = withRequestTimeout(timeoutMs);
+  return {
+    server: kc.getCurrentCluster()?.server ?? 'the apiserver',
+    listAgentPods: async (namespace) => {
+      const list = await core.listNamespacedPod({ namespace, labelSelector: AGENT_POD_SELECTOR }, plain);
+      return list.items.flatMap((p) => {
+        const port = p.spec?.containers.flatMap((c) => c.ports ?? []).find((x) => x.name === AGENT_PORT_NAME)?.containerPort;
+        if (!p.metadata?.name || !p.spec?.nodeName || port === undefined || p.metadata.deletionTimestamp) return [];
+        const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        return [{ name: p.metadata.name, node: p.spec.nodeName, port, ready }];
+      });
+    },
+    proxyGet: (namespace, pod, port, path) => core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${port}`, namespace, path }, plain),
   };
 }

@@ -7,6 +7,8 @@ describe('emuv top and status configuration', () => {
   it('defaults: ask the local agent, sorted by spill', () => {
     expect(parseViewerConfig([], {})).toEqual({
       url: 'http://127.0.0.1:9402',
+      agentsNamespace: null,
+      kubeconfig: null,
       stateDir: null,
       podResourcesSocket: null,
       procRoot: '/proc',
@@ -24,6 +26,20 @@ describe('emuv top and status configuration', () => {
       once: true,
       sort: 'vram',
     });
+  });
+
+  it('--agents-namespace: every node through the Kubernetes API, the kubeconfig from the flag or KUBECONFIG', () => {
+    expect(parseViewerConfig(['--agents-namespace', 'emuv-system'], { KUBECONFIG: '/k/config' })).toMatchObject({
+      agentsNamespace: 'emuv-system',
+      kubeconfig: { path: '/k/config', from: 'KUBECONFIG' },
+    });
+    expect(parseViewerConfig(['--agents-namespace=emuv-system', '--kubeconfig=/a'], {}).kubeconfig).toEqual({
+      path: '/a',
+      from: '--kubeconfig',
+    });
+    expect(() => parseViewerConfig(['--agents-namespace=emuv-system', '--state-dir=/run/emuv'], {})).toThrow(
+      /--agents-namespace and --state-dir name two different sources/,
+    );
   });
 
   it('--color and EMUV_AGENT_COLOR', () => {

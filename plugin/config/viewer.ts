@@ -1,5 +1,17 @@
 /** `emuv top` and `emuv status`: where the node's usage is read from, and how top shows it. */
-import { defineCommand, onOff, oneOf, optionalText, parseFlags, path, valueType } from '../../common/flags.ts';
+import {
+  defineCommand,
+  kubeconfigFlag,
+  kubeconfigRef,
+  onOff,
+  oneOf,
+  optionalText,
+  parseFlags,
+  path,
+  valueType,
+  type KubeconfigRef,
+} from '../../common/flags.ts';
+import { ConfigError } from '../../common/errors.ts';
 import { ColorModes, type ColorMode } from '../top/frame.ts';
 import { SORT_KEYS, type SortKey } from '../top/render.ts';
 import { AGENT_ENV_PREFIX } from './program.ts';
@@ -18,6 +30,17 @@ export const VIEWER_COMMAND = defineCommand({
       default: 'http://127.0.0.1:9402',
       help: "the agent's address (e.g. through kubectl port-forward)",
       doc: "the agent's address (e.g. through `kubectl port-forward`)",
+    },
+    'agents-namespace': {
+      type: optionalText('<namespace>'),
+      default: '',
+      help: "read every node's agent through the Kubernetes API: the chart's agent pods in this namespace ([ and ] pick the node)",
+      doc: "read every node's agent through the Kubernetes API (pod proxy, no port-forward): the chart's agent pods in this namespace, e.g. `emuv-system`; `[` and `]` pick the node",
+    },
+    kubeconfig: {
+      ...kubeconfigFlag,
+      help: 'with --agents-namespace: kubeconfig file for the Kubernetes API',
+      doc: 'with `--agents-namespace`: kubeconfig file for the Kubernetes API',
     },
     'state-dir': {
       type: optionalText('<path>'),
@@ -49,6 +72,8 @@ export const VIEWER_COMMAND = defineCommand({
 
 export interface ViewerConfig {
   url: string;
+  agentsNamespace: string | null;
+  kubeconfig: KubeconfigRef | null;
   stateDir: string | null;
   podResourcesSocket: string | null;
   procRoot: string;
@@ -58,9 +83,13 @@ export interface ViewerConfig {
 }
 
 export function parseViewerConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ViewerConfig {
-  const { values: v } = parseFlags(VIEWER_COMMAND, argv, env);
+  const { values: v, from } = parseFlags(VIEWER_COMMAND, argv, env);
+  if (v['agents-namespace'] && v['state-dir'])
+    throw new ConfigError('--agents-namespace and --state-dir name two different sources: give one (or neither, for --url)');
   return {
     url: v.url,
+    agentsNamespace: v['agents-namespace'],
+    kubeconfig: kubeconfigRef(v.kubeconfig, from.kubeconfig),
     stateDir: v['state-dir'],
     podResourcesSocket: v['pod-resources-socket'],
     procRoot: v['proc-root'],

@@ -29,6 +29,7 @@ export const HELP_LINES = [
   'q / Ctrl-C quit   p pause/resume   ? this help   / filter by namespace/pod/container (Enter keep, Esc clear)',
   's next sort column   S reverse order   Tab n / Shift-Tab N (or arrows) select a container row',
   'Enter detail and process view of the selected container   Esc back (again: clear the selection)',
+  '[ ] previous / next node (with --agents-namespace: every node of the cluster)',
 ];
 const HINT = 'q quit  s/S sort  / filter  Tab/n/N select  Enter details  p pause  ? help';
 

@@ -15,7 +15,8 @@ import { buildStatus, STATUS_API_VERSION, type StatusDocument } from '../usage/s
 import type { ProcessRow, ProcessTable } from './state.ts';
 
 export type StatusSource = {
-  describe: string;
+  /** Where the documents come from, as the title shows it (may change after `pick`). */
+  readonly describe: string;
   fetch(): Promise<StatusDocument>;
   close(): void;
   /**
@@ -23,7 +24,24 @@ export type StatusSource = {
    * (an agent's /status carries per container counts only).
    */
   processes?(): ProcessTable;
+  /** Sources of several nodes: show the node `step` places after the current one (wrapping; `[`/`]` in top). */
+  pick?(step: number): void;
 };
+
+/** A status document from its JSON text, or an error that says where it came from and what was wrong. */
+export function parseStatusDocument(text: string, where: string): StatusDocument {
+  let doc: StatusDocument | null;
+  try {
+    doc = JSON.parse(text) as StatusDocument | null;
+  } catch {
+    throw new Error(`${where} did not answer JSON (starts ${JSON.stringify(text.slice(0, 40))})`);
+  }
+  if (!doc || typeof doc !== 'object' || doc.apiVersion !== STATUS_API_VERSION)
+    throw new Error(
+      `${where} is not an ${STATUS_API_VERSION} document (got ${JSON.stringify((doc as { apiVersion?: unknown } | null)?.apiVersion)})`,
+    );
+  return doc;
+}
 
 /** One container's process rows from its stats snapshot and the liveness verdict of each slot. */
 export function processRows(s: StatsSnapshot, verdicts: readonly Liveness[] | null): ProcessRow[] {
@@ -43,10 +61,7 @@ export function agentSource(url: string, timeoutMs = 3000): StatusSource {
     fetch: async () => {
       const res = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs) });
       if (!res.ok) throw new Error(`${endpoint} answered ${res.status}`);
-      const doc = (await res.json()) as StatusDocument | null;
-      if (!doc || doc.apiVersion !== STATUS_API_VERSION)
-        throw new Error(`${endpoint} is not an ${STATUS_API_VERSION} document (got ${JSON.stringify(doc?.apiVersion)})`);
-      return doc;
+      return parseStatusDocument(await res.text(), endpoint);
     },
     close: () => {},
   };

@@ -4,6 +4,7 @@ import {
   filterContainers,
   ingest,
   initialState,
+  nodeSwitched,
   orderContainers,
   parseKeys,
   visibleContainers,
@@ -115,5 +116,15 @@ describe('emuv top state', () => {
       'x',
     ]);
     expect(parseKeys('\x1b[15~\x01')).toEqual(['unknown', 'unknown']);
+  });
+
+  it('[ and ] ask for another node (not while typing a filter); a switch forgets the last node', () => {
+    const s = keys(loaded(), 'tab', 'enter');
+    expect(keys(s, ']', ']', '[').nodeStep).toBe(1);
+    expect(keys(s, '/', ']').nodeStep).toBe(0);
+    expect(keys(s, '/', ']').filter).toBe(']');
+    const after = nodeSwitched(keys(s, ']'));
+    expect([after.doc, after.history, after.selected, after.focus, after.nodeStep]).toEqual([null, {}, null, false, 0]);
+    expect(after.sort).toBe(s.sort);
   });
 });

@@ -47,6 +47,8 @@ export interface ViewerState {
   paused: boolean;
   help: boolean;
   quit: boolean;
+  /** Nodes to move by, asked with `[`/`]` and not yet done (top.ts asks a source that has several: `pick`). */
+  nodeStep: number;
 }
 
 export function initialState(o: { sort?: SortKey; historySize?: number } = {}): ViewerState {
@@ -65,7 +67,13 @@ export function initialState(o: { sort?: SortKey; historySize?: number } = {}): 
     paused: false,
     help: false,
     quit: false,
+    nodeStep: 0,
   };
+}
+
+/** Another node is shown: what was seen of the last one goes (its GPUs, containers, histories, selection). */
+export function nodeSwitched(s: ViewerState): ViewerState {
+  return { ...s, doc: null, processes: null, error: null, history: {}, selected: null, focus: false, nodeStep: 0 };
 }
 
 export function containerName(c: ContainerUsage): string {
@@ -201,6 +209,10 @@ export function applyKey(s: ViewerState, key: Key): ViewerState {
       if (s.focus) return { ...s, focus: false };
       if (s.selected) return { ...s, selected: null };
       return { ...s, filter: '' };
+    case ']':
+      return { ...s, nodeStep: s.nodeStep + 1 };
+    case '[':
+      return { ...s, nodeStep: s.nodeStep - 1 };
     case 'p':
       return { ...s, paused: !s.paused };
     case '?':

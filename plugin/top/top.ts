@@ -11,7 +11,7 @@ import { colorEnabled, paint, width, type ColorMode } from './frame.ts';
 import { layout } from './layout.ts';
 import { renderTop, type SortKey } from './render.ts';
 import type { StatusSource } from './sources.ts';
-import { applyKey, fetchFailed, ingest, initialState, parseKeys, type ViewerState } from './state.ts';
+import { applyKey, fetchFailed, ingest, initialState, nodeSwitched, parseKeys, type ViewerState } from './state.ts';
 
 export interface TopOptions {
   source: StatusSource;
@@ -63,14 +63,17 @@ export async function runTop(o: TopOptions): Promise<void> {
     else draw();
   };
   let fetching = false;
+  // Bumped when another node is picked: a fetch begun for the last node is not shown as this one's.
+  let generation = 0;
   const tick = async () => {
     if (state.paused || fetching || state.quit) return;
     fetching = true;
+    const gen = generation;
     try {
       const doc = await o.source.fetch();
-      update(ingest(state, doc, o.source.processes?.() ?? null));
+      if (gen === generation) update(ingest(state, doc, o.source.processes?.() ?? null));
     } catch (err) {
-      update(fetchFailed(state, (err as Error).message));
+      if (gen === generation) update(fetchFailed(state, (err as Error).message));
     } finally {
       fetching = false;
     }
@@ -89,6 +92,15 @@ export async function runTop(o: TopOptions): Promise<void> {
       const wasPaused = state.paused;
       state = applyKey(state, key);
       if (state.quit) break;
+      if (state.nodeStep !== 0) {
+        // Only a source of several nodes can move; for the others `[`/`]` do nothing.
+        if (o.source.pick) {
+          o.source.pick(state.nodeStep);
+          generation += 1;
+          state = nodeSwitched(state);
+          void tick().catch(fail);
+        } else state = { ...state, nodeStep: 0 };
+      }
       if (wasPaused && !state.paused) void tick().catch(fail);
     }
     update(state);

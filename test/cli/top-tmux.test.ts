@@ -7,56 +7,17 @@
  *
  * Needs tmux (Debian/Ubuntu package `tmux`); without it this file fails, saying so.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODE_BIN, REPO_ROOT } from '../../localcluster/repo.ts';
 import { streamDocs } from '../../plugin/top/stream-fixture.ts';
-import { waitUntil } from '../helpers.ts';
+import { rows, TMUX_MISSING, tmuxServer, topCommand } from './tmux.ts';
 
-const MAIN = join(REPO_ROOT, 'plugin', 'main.ts');
-const TMUX_MISSING = spawnSync('tmux', ['-V'], { encoding: 'utf8' }).error
-  ? 'tmux is not installed: this test runs `emuv top` in a tmux session (apt-get install tmux)'
-  : null;
-const SOCKET = `emuv-top-test-${process.pid}`;
-// The tmux server starts with this environment: no NO_COLOR from the caller's, a UTF-8 locale.
-const ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8', TERM: 'xterm-256color' };
-
-const tmux = (...args: string[]): string => execFileSync('tmux', ['-u', '-L', SOCKET, ...args], { encoding: 'utf8', env: ENV });
-const screen = (session: string, escapes = false): string[] =>
-  tmux('capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', session)
-    .replace(/\n+$/, '')
-    .split('\n');
-const paneFlag = (session: string, flag: string) => tmux('display-message', '-p', '-t', session, `#{${flag}}`).trim();
-const keys = (session: string, ...ks: string[]) => tmux('send-keys', '-t', session, ...ks);
-
-async function waitScreen(session: string, what: string, pred: (lines: string[]) => boolean): Promise<string[]> {
-  let last: string[] = [];
-  try {
-    await waitUntil(
-      () => {
-        last = screen(session);
-        return pred(last);
-      },
-      8000,
-      what,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; the screen:\n${last.join('\n')}`, { cause: err });
-  }
-  return last;
-}
-
-/** Container rows of the overview, by their first column. */
-const rows = (lines: string[]) =>
-  lines.filter((l) => /^[> ] [a-z0-9-]+\/[a-z0-9-]+\/[a-z0-9-]+ /.test(l)).map((l) => l.slice(2).split(' ')[0]);
+const { tmux, screen, paneFlag, keys, waitScreen, start, kill } = tmuxServer('emuv-top-test');
 
 function startTop(session: string, url: string, cols: number, lines: number, env = ''): void {
-  const cmd = `echo BEFORE TOP; ${env} '${NODE_BIN}' '${MAIN}' top --url ${url}; echo EXITED $?; sleep 600`;
-  tmux('new-session', '-d', '-s', session, '-x', String(cols), '-y', String(lines), 'sh', '-c', cmd);
+  start(session, `echo BEFORE TOP; ${env} ${topCommand(`--url ${url}`)}; echo EXITED $?`, cols, lines);
 }
 
 describe('emuv top in tmux', () => {
@@ -82,7 +43,7 @@ describe('emuv top in tmux', () => {
   });
 
   afterAll(async () => {
-    spawnSync('tmux', ['-L', SOCKET, 'kill-server'], { env: ENV });
+    kill();
     await new Promise((r) => server.close(r));
   });
 

@@ -20,6 +20,7 @@ import { parseOperatorConfig, OPERATOR_COMMAND } from '../../operator/config.ts'
 import { parsePluginConfig, parseRemoveAgentsConfig, PLUGIN_COMMAND, REMOVE_AGENTS_COMMAND } from '../../plugin/config.ts';
 import { REPO_ROOT } from '../../localcluster/repo.ts';
 import { ALLOCATION_VALUES, DEVICE_CLASS, DRA_DRIVER } from '../../common/contracts/dra.ts';
+import { AGENT_POD_SELECTOR, AGENT_PORT_NAME } from '../../plugin/top/cluster-source.ts';
 
 /** A rendered Kubernetes object; tests read whatever fields they assert on. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -146,6 +147,17 @@ describe('helm/emuv: defaults', () => {
     const webhook = find(docs, 'Service', 'emuv-webhook');
     expect(webhook.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'webhook' }]);
     expect(webhook.metadata.labels['emuv.io/metrics']).toBeUndefined();
+  });
+
+  it('the agent pods carry what emuv top --agents-namespace looks for: its label selector and the metrics port name', () => {
+    const pod = agent(docs).spec.template;
+    const wanted = Object.fromEntries(AGENT_POD_SELECTOR.split(',').map((kv) => kv.split('=')));
+    expect(selects(wanted, pod.metadata.labels)).toBe(true);
+    // Only the agents: no other pod of the chart matches it.
+    const others = docs.filter((d: Obj) => d.kind === 'Deployment' || d.kind === 'Job').map((d: Obj) => d.spec.template.metadata.labels);
+    expect(others.length).toBeGreaterThan(0);
+    expect(others.filter((l: Obj) => selects(wanted, l))).toEqual([]);
+    expect(pod.spec.containers[0].ports.map((p: Obj) => p.name)).toContain(AGENT_PORT_NAME);
   });
 
   it('the agent: host paths, NVML and the owner DaemonSet in its environment; a 30 s grace period', () => {
