@@ -95,10 +95,19 @@ export function recordNetns(p: Paths): void {
   writeFileSync(netnsBefore(p), JSON.stringify(listNetns()));
 }
 
+/**
+ * Whether a command line names `dir` or a path below it, as a whole path: `/tmp/emuv-cluster/etcd` does, and
+ * `/tmp/emuv-cluster-logs/x` or a lock file `/tmp/emuv-cluster.lock` (a `flock` waiting to run the tests) do not.
+ */
+export function namesDir(cmd: string, dir: string): boolean {
+  const d = dir.replace(/\/+$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(?:^|[\\s=:,])${d}(?:/|[\\s:,]|$)`).test(cmd);
+}
+
 /** Removes everything a previous run with the same run directory left behind. Safe when there is nothing. */
 export async function cleanupStale(p: Paths = paths(), log: (s: string) => void = () => {}): Promise<void> {
   const self = new Set([process.pid, process.ppid]);
-  const byCmdline = allPids().filter((pid) => !self.has(pid) && cmdline(pid).includes(p.runDir));
+  const byCmdline = allPids().filter((pid) => !self.has(pid) && namesDir(cmdline(pid), p.runDir));
   if (byCmdline.length > 0) log(`stopping ${byCmdline.length} leftover process(es) of ${p.runDir}`);
   // Daemons first (so the kubelet does not restart containers while we kill them), then the containers.
   await killAndWait(byCmdline, 'leftover cluster processes', 5_000);
