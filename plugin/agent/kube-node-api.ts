@@ -202,6 +202,11 @@ export function createAgentPodsApi(kc: KubeConfig, timeoutMs: number): AgentPods
         return [{ name: p.metadata.name, node: p.spec.nodeName, port, ready }];
       });
     },
-    proxyGet: (namespace, pod, port, path) => core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${port}`, namespace, path }, plain),
+    proxyGet: async (namespace, pod, port, path) => {
+      // Typed as a string, but the client parses a body served as application/json (the agent's /status is):
+      // what comes back is the text, or the value parsed from it, which goes back to text for one strict parser.
+      const body: unknown = await core.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${port}`, namespace, path }, plain);
+      return typeof body === 'string' ? body : JSON.stringify(body);
+    },
   };
 }
