@@ -80,6 +80,22 @@ export {
   type WorkloadResult,
 } from './emuv-demo.ts';
 
+// Prometheus configured from the chart's ServiceMonitors and PrometheusRule, and the prometheus-operator CRDs.
+export {
+  clusterSd,
+  installOperatorCrds,
+  operatorCrds,
+  Prometheus,
+  prometheusBuild,
+  removeOperatorCrds,
+  scrapeConfigs,
+  serverSideApply,
+  type KubernetesSd,
+  type PrometheusBuild,
+  type PrometheusOptions,
+  type Sample,
+} from './prometheus.ts';
+
 // Without a cluster: the stand-in kubelet, and where things are in this checkout.
 export { StandInKubelet, type PluginConnection } from './stand-in-kubelet.ts';
 export { copyNodeFixture, NODE_BIN, NODE_FIXTURES, REPO_ROOT, runEmuv, tempDir } from './repo.ts';

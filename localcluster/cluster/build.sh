@@ -6,10 +6,13 @@
 #   helm                                                              (helm.sh/helm/v3)
 #   containerd, containerd-shim-runc-v2, ctr                          (github.com/containerd/containerd/v2)
 #   runc                                                              (github.com/opencontainers/runc; cgo + libseccomp)
-#   promtool                                                          (github.com/prometheus/prometheus)
+#   prometheus, promtool                                              (github.com/prometheus/prometheus)
+# and copies, without building anything, the prometheus-operator CRDs the chart's optional objects need
+#   ServiceMonitor, PodMonitor, PrometheusRule CRD YAMLs                (github.com/prometheus-operator/prometheus-operator)
 # Versions come from localcluster/cluster/build/versions.env. Binaries are cached by version under
 #   ${EMUV_CACHE_DIR:-$HOME/.cache/emuv}/bin/<component>-<version>/
-# and only what is missing is built. The Go module cache, the Go build cache and the generated build
+# and only what is missing is built. The prometheus server is built without the `builtinassets` tag: no web UI
+# (its pages answer with an error), the HTTP API the tests query is complete. The Go module cache, the Go build cache and the generated build
 # modules live under the same cache directory, never in the repository. Safe to run twice (a lock
 # serialises concurrent runs; results are moved into place only when complete).
 #
@@ -19,7 +22,8 @@
 # runc needs cgo and libseccomp's headers (libseccomp-dev, pkg-config, gcc: setup-host.sh installs them).
 #
 # Usage: localcluster/cluster/build.sh [--print-dir]
-#   --print-dir   print the binary directories (KEY=path lines) and exit 0 if all are built, 1 if not.
+#   --print-dir   print the binary directories and the CRD directory (KEY=path lines) and exit 0 if all are
+#                 there, 1 if not.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +37,10 @@ helm_dir="$cache/bin/helm-$HELM_VERSION"
 containerd_dir="$cache/bin/containerd-$CONTAINERD_VERSION"
 runc_dir="$cache/bin/runc-$RUNC_VERSION"
 prometheus_dir="$cache/bin/prometheus-$PROMETHEUS_VERSION"
+promop_crds_dir="$cache/bin/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+prometheus_bins=(prometheus promtool)
+# The CRDs of the kinds the chart renders (ServiceMonitor, PrometheusRule) and PodMonitor, the other scrape kind.
+promop_crds=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
 containerd_bins=(containerd containerd-shim-runc-v2 ctr)
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubelet kubectl)
 
@@ -41,8 +49,10 @@ have_etcd() { [[ -x "$etcd_dir/etcd" ]]; }
 have_helm() { [[ -x "$helm_dir/helm" ]]; }
 have_containerd() { for b in "${containerd_bins[@]}"; do [[ -x "$containerd_dir/$b" ]] || return 1; done; }
 have_runc() { [[ -x "$runc_dir/runc" ]]; }
-have_prometheus() { [[ -x "$prometheus_dir/promtool" ]]; }
-have_all() { have_k8s && have_etcd && have_helm && have_containerd && have_runc && have_prometheus; }
+# A directory from before the server was built (promtool alone) is rebuilt whole, as every other component.
+have_prometheus() { for b in "${prometheus_bins[@]}"; do [[ -x "$prometheus_dir/$b" ]] || return 1; done; }
+have_promop_crds() { for f in "${promop_crds[@]}"; do [[ -s "$promop_crds_dir/$f" ]] || return 1; done; }
+have_all() { have_k8s && have_etcd && have_helm && have_containerd && have_runc && have_prometheus && have_promop_crds; }
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "KUBERNETES_BIN=$k8s_dir"
@@ -51,6 +61,7 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   echo "CONTAINERD_BIN=$containerd_dir"
   echo "RUNC_BIN=$runc_dir"
   echo "PROMETHEUS_BIN=$prometheus_dir"
+  echo "PROMETHEUS_OPERATOR_CRDS=$promop_crds_dir"
   have_all
   exit $?
 fi
@@ -60,7 +71,8 @@ log() { printf '[build.sh %s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$(($(date +%s) 
 
 if have_all; then
   log "all binaries cached in $cache/bin (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION," \
-    "containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, prometheus $PROMETHEUS_VERSION); nothing to build"
+    "containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, prometheus $PROMETHEUS_VERSION," \
+    "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION); nothing to build"
   exit 0
 fi
 
@@ -135,12 +147,35 @@ build_helm() {
 }
 
 build_prometheus() {
-  local out="$prometheus_dir.tmp"
+  local out="$prometheus_dir.tmp" pkgs=()
   rm -rf "$out" && mkdir -p "$out"
-  # go install from the module itself (prometheus's go.mod has no replace directives).
-  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" \
-    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  # go install from the module itself (prometheus's go.mod has no replace directives); both binaries in one
+  # command, so the packages they share are compiled once. No -tags builtinassets: the web UI's assets are
+  # built by npm in Prometheus's own release process and are not in the Go module.
+  for b in "${prometheus_bins[@]}"; do pkgs+=("github.com/prometheus/prometheus/cmd/$b@$PROMETHEUS_VERSION"); done
+  # The version ldflags of Prometheus's release builds (promu), with the release the module version stands for
+  # (v0.316.0 -> 3.16.0, see versions.env); without them `prometheus --version` prints an empty version.
+  local mm="${PROMETHEUS_VERSION#v0.}" v=github.com/prometheus/common/version release
+  mm="${mm%%.*}"
+  [[ "$mm" =~ ^[0-9]{3,}$ ]] || { echo "build.sh: PROMETHEUS_VERSION $PROMETHEUS_VERSION is not v0.<major><minor>.<patch>" >&2; exit 1; }
+  release="${mm:0:${#mm}-2}.$((10#${mm: -2})).${PROMETHEUS_VERSION##*.}"
+  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-s -w -X $v.Version=$release -X $v.Revision=emuv -X $v.Branch=$PROMETHEUS_VERSION -X $v.BuildUser=emuv -X $v.BuildDate=19700101-00:00:00" \
+    "${pkgs[@]}"
   rm -rf "$prometheus_dir" && mv "$out" "$prometheus_dir"
+}
+
+get_promop_crds() {
+  local out="$promop_crds_dir.tmp" mod="github.com/prometheus-operator/prometheus-operator"
+  rm -rf "$out" && mkdir -p "$out"
+  # Only the module's files are needed (no build): `go mod download` puts the verified module (go.sum
+  # database) into the module cache; the CRDs are generated by controller-gen into example/prometheus-operator-crd/.
+  local dir
+  dir="$(cd "$cache/src" && go mod download -json "$mod@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -d "$dir/example/prometheus-operator-crd" ]] || { echo "build.sh: no example/prometheus-operator-crd in $mod@$PROMETHEUS_OPERATOR_VERSION" >&2; exit 1; }
+  for f in "${promop_crds[@]}"; do cp "$dir/example/prometheus-operator-crd/$f" "$out/$f"; done
+  chmod 644 "$out"/*.yaml
+  rm -rf "$promop_crds_dir" && mv "$out" "$promop_crds_dir"
 }
 
 build_k8s() {
@@ -220,12 +255,17 @@ have_containerd || step "containerd $CONTAINERD_VERSION (${containerd_bins[*]})"
 have_runc || step "runc $RUNC_VERSION" build_runc
 have_k8s || step "kubernetes $KUBERNETES_VERSION (${k8s_bins[*]})" build_k8s
 have_helm || step "helm $HELM_VERSION" build_helm
-have_prometheus || step "promtool (prometheus module $PROMETHEUS_VERSION)" build_prometheus
+have_prometheus || step "prometheus, promtool (prometheus module $PROMETHEUS_VERSION)" build_prometheus
+have_promop_crds || step "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION (${promop_crds[*]})" get_promop_crds
 
+# The first line of each version: sed reads the whole output (head -1 exits early, the binary then dies of
+# SIGPIPE on its next line and pipefail fails the build after everything was built).
 "$k8s_dir/kube-apiserver" --version
-"$etcd_dir/etcd" --version | head -1
+"$etcd_dir/etcd" --version | sed -n 1p
 "$helm_dir/helm" version --short
 "$containerd_dir/containerd" --version
-"$runc_dir/runc" --version | head -1
-"$prometheus_dir/promtool" --version | head -1
+"$runc_dir/runc" --version | sed -n 1p
+"$prometheus_dir/prometheus" --version | sed -n 1p
+"$prometheus_dir/promtool" --version | sed -n 1p
+grep -h '^  name: ' "${promop_crds[@]/#/$promop_crds_dir/}"
 log "done in $(($(date +%s) - start)) s; binaries under $cache/bin"
