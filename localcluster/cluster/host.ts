@@ -20,7 +20,8 @@ export function checkHost(): void {
     ['/usr/lib/cni/loopback', 'CNI plugins (containernetworking-plugins)'],
   ];
   for (const [file, what] of tools) if (!existsSync(file)) problems.push(`${what} missing (${file})`);
-  for (const bin of ['ip', 'nsenter', 'openssl', 'gcc', 'tar', 'iptables', 'mount', 'umount', 'pkg-config']) {
+  // buildah and debootstrap: the emuv image is the Dockerfile built by buildah FROM bases debootstrap makes.
+  for (const bin of ['ip', 'nsenter', 'openssl', 'gcc', 'tar', 'iptables', 'mount', 'umount', 'pkg-config', 'buildah', 'debootstrap']) {
     if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) problems.push(`${bin} missing`);
   }
   // build.sh builds runc with seccomp (cgo); without the headers only that build would fail, much later.
@@ -31,7 +32,7 @@ export function checkHost(): void {
   if (problems.length > 0) {
     throw new Error(
       `cluster layer: this host is not prepared:\n  - ${problems.join('\n  - ')}\n` +
-        `Run as root: localcluster/cluster/setup-host.sh   (installs CNI plugins, iptables, openssl, gcc, libseccomp-dev)`,
+        `Run as root: localcluster/cluster/setup-host.sh   (installs CNI plugins, iptables, openssl, gcc, libseccomp-dev, buildah, debootstrap)`,
     );
   }
 }
