@@ -20,7 +20,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEVICE_CLASS, DRA_DRIVER } from '../common/contracts/dra.ts';
+import { DEVICE_CLASS } from '../common/contracts/dra.ts';
 import {
   Kube,
   KubeError,
@@ -34,7 +34,7 @@ import {
   waitNodeReady,
   type Json,
 } from '../localcluster/index.ts';
-import { clearNodeResource, draAgentArgs, startAgent, type RunningAgent } from '../test/cluster/agent.ts';
+import { clearNodeResource, draAgentArgs, nodeSlices, removeDraObjects, startAgent, type RunningAgent } from '../test/cluster/agent.ts';
 import { claimPod, claimTemplate, deviceClass, probePod } from '../test/cluster/pods.ts';
 import { machine, summarize } from './lib.ts';
 
@@ -52,8 +52,7 @@ const ms = (x: number) => Math.round(x);
 
 const info = await startCluster({ log });
 const kube = new Kube(info);
-const slicesPath = `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${info.nodeName},spec.driver%3D${DRA_DRIVER}`;
-const slices = async () => ((await kube.get(slicesPath)) as Json).items as Json[];
+const slices = () => nodeSlices(kube, info.nodeName);
 const agentArgs = [...draAgentArgs(info), '--log-level=info'];
 const start = (allocation: 'DRA' | 'DevicePlugin', keepDir: boolean): RunningAgent =>
   startAgent(info, 'bench-dra', {
@@ -234,9 +233,7 @@ try {
 } finally {
   await kube.deleteNamespace(NS).catch(() => undefined);
   await agent?.stop();
-  for (const s of await slices().catch(() => []))
-    await kube.json('DELETE', `/apis/resource.k8s.io/v1/resourceslices/${s.metadata.name}`).catch(() => undefined);
-  await kube.json('DELETE', `/apis/resource.k8s.io/v1/deviceclasses/${DEVICE_CLASS}`).catch(() => undefined);
+  await removeDraObjects(kube, info.nodeName);
   await clearNodeResource(kube, VRAM_VIRTUAL).catch(() => undefined);
   await clearNodeResource(kube, VGPU).catch(() => undefined);
   kube.close();

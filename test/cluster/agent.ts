@@ -14,8 +14,10 @@ import {
   NVIDIA_DEVICE_NODES,
   REPO_ROOT,
   type ClusterInfo,
+  type Json,
   type Kube,
 } from '../../localcluster/index.ts';
+import { DEVICE_CLASS, DRA_DRIVER } from '../../common/contracts/dra.ts';
 
 export const FIXTURE = path.join(NODE_FIXTURES, 'one-gpu');
 export const FIXTURE_GPU = '0000:01:00.0';
@@ -113,6 +115,19 @@ export async function clearNodeResource(kube: Kube, resource: string): Promise<v
     .filter((f) => node.status?.[f]?.[resource] !== undefined)
     .map((f) => ({ op: 'remove', path: `/status/${f}/${ptr}` }));
   if (ops.length > 0) await kube.patchNodeStatus(ops);
+}
+
+/** The ResourceSlices emuv's DRA driver publishes for `nodeName`. */
+export async function nodeSlices(kube: Kube, nodeName: string): Promise<Json[]> {
+  const q = `fieldSelector=spec.nodeName%3D${nodeName},spec.driver%3D${DRA_DRIVER}`;
+  return (await kube.get(`/apis/resource.k8s.io/v1/resourceslices?${q}`)).items as Json[];
+}
+
+/** Teardown after a DRA agent run: the node's slices and emuv's device class go (absent ones are fine). */
+export async function removeDraObjects(kube: Kube, nodeName: string): Promise<void> {
+  for (const s of await nodeSlices(kube, nodeName).catch(() => []))
+    await kube.json('DELETE', `/apis/resource.k8s.io/v1/resourceslices/${s.metadata.name}`).catch(() => undefined);
+  await kube.json('DELETE', `/apis/resource.k8s.io/v1/deviceclasses/${DEVICE_CLASS}`).catch(() => undefined);
 }
 
 /** The agent as a DRA driver on this cluster: its kubelet plugin directories, CDI directory and PodResources socket. */

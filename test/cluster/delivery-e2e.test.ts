@@ -41,6 +41,7 @@ import {
   type Sample,
 } from '../../localcluster/index.ts';
 import { rows, TMUX_MISSING, tmuxServer, topCommand } from '../cli/tmux.ts';
+import { nodeSlices } from './agent.ts';
 
 const GiB = 1024 ** 3;
 const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
@@ -469,10 +470,7 @@ describe('emuv installed with its chart: a 28Gi pod on a simulated 8 GiB GeForce
     ]);
     expect(r.status, r.out).toBe(0);
     const slice = await waitFor("the node's ResourceSlice", 120_000, async () => {
-      const s = await kube.get(
-        `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${info.nodeName},spec.driver%3D${DRA_DRIVER}`,
-      );
-      return (s.items as Json[])[0];
+      return (await nodeSlices(kube, info.nodeName))[0];
     });
     const [device] = slice.spec.devices as Json[];
     expect(device).toMatchObject({ name: 'gpu-0000-01-00-0', allowMultipleAllocations: true, capacity: { memory: { value: '32256Mi' } } });

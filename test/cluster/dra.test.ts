@@ -15,7 +15,7 @@ import { CONTAINER_PATHS, ENV } from '../../common/contracts/interposer.ts';
 import { Kube, loadCluster, restartKubelet, waitFor, type Json } from '../../localcluster/index.ts';
 import { ownersByAllocId } from '../../plugin/usage/owners.ts';
 import { podResourcesClient } from '../../plugin/usage/pod-resources.ts';
-import { clearNodeResource, draAgentArgs, GiB, MiB, startAgent, type RunningAgent } from './agent.ts';
+import { clearNodeResource, draAgentArgs, GiB, MiB, nodeSlices, removeDraObjects, startAgent, type RunningAgent } from './agent.ts';
 import { claimPod, claimTemplate, deviceClass, parseProbeLog, probePod } from './pods.ts';
 
 const NS = 'emuv-dra';
@@ -28,8 +28,6 @@ const MEMORY_A = 8 * GiB - 512 * MiB + 4 * GiB;
 const MEMORY_B = 16 * GiB - 512 * MiB + 4 * GiB;
 const VRAM_VIRTUAL = 'emuv.io/vram-virtual';
 const VGPU = 'emuv.io/vgpu';
-
-const SLICES = `/apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName%3D${'emuv-node'},spec.driver%3D${DRA_DRIVER}`;
 
 describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kubelet', () => {
   const info = loadCluster();
@@ -45,7 +43,7 @@ describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kub
       keepDir: o.keepDir,
     });
   const stateDir = () => path.join(agent.dir, 'state');
-  const slices = async () => ((await kube.get(SLICES)) as Json).items as Json[];
+  const slices = () => nodeSlices(kube, info.nodeName);
   const emuvSpecs = () => readdirSync(info.cdiDir).filter((f) => f.startsWith('emuv.io-vgpu-'));
 
   const probeOf = async (name: string) =>
@@ -78,9 +76,7 @@ describe('agent as a DRA driver: ResourceSlice, claims and CDI with the real kub
   afterAll(async () => {
     await kube.deleteNamespace(NS).catch(() => undefined);
     await agent?.stop();
-    for (const s of await slices().catch(() => []))
-      await kube.json('DELETE', `/apis/resource.k8s.io/v1/resourceslices/${s.metadata.name}`).catch(() => undefined);
-    await kube.json('DELETE', `/apis/resource.k8s.io/v1/deviceclasses/${DEVICE_CLASS}`).catch(() => undefined);
+    await removeDraObjects(kube, info.nodeName);
     await clearNodeResource(kube, VRAM_VIRTUAL).catch(() => undefined);
     kube.close();
   }, 180_000);
