@@ -44,13 +44,13 @@ try {
   const b = buildah(p.cacheDir, out.path);
   const baseLayers = (ref: string) =>
     (JSON.parse(b.run(['inspect', '--type', 'image', ref])) as { OCIv1: { rootfs: { diff_ids: string[] } } }).OCIv1.rootfs.diff_ids.length;
-  const summary = (f: ImageFacts, base: string) => ({
+  const summary = (f: ImageFacts, base: string, fromBase = baseLayers(base)) => ({
     layers: f.layers,
     sizeMB: mb(f.sizeBytes),
     compressedMB: mb(f.compressedBytes),
     perLayer: f.perLayer.map((l, i) => ({
       createdBy:
-        i < baseLayers(base)
+        i < fromBase
           ? `FROM ${base}`
           : l.createdBy
               .replace(/^\/bin\/sh -c #\(nop\) /, '')

@@ -16,7 +16,6 @@ import { helm, importImages, kubectl } from './cluster/tools.ts';
 import { prepareGpuNode, SIMULATED_GPU, SIMULATED_VRAM, type GpuNode, type HostDriver } from './gpu-node.ts';
 import {
   buildEmuvImage,
-  buildOutputs,
   buildWorkloadImage,
   DRIVER_LIB_DIR,
   EMUV_IMAGE,
@@ -167,8 +166,6 @@ export class ClusterDemo {
   loadImages(): ImageFacts {
     const dir = path.join(this.info.paths.runDir, 'images');
     mkdirSync(dir, { recursive: true });
-    this.#log('building native/build (make -C native) for the workload image');
-    buildOutputs(NODE_BIN);
     const buildLog = path.join(this.info.paths.logDir, 'image-build.log');
     mkdirSync(this.info.paths.logDir, { recursive: true });
     writeFileSync(buildLog, '');

@@ -41,7 +41,6 @@ export { buildOciArchive, type OciImage } from './images/oci-archive.ts';
 export {
   buildEmuvImage,
   buildImage,
-  buildOutputs,
   buildWorkloadImage,
   EMUV_IMAGE,
   layerSizes,

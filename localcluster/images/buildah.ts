@@ -3,7 +3,7 @@
 // Its image store is one of the cluster's caches (<cache>/buildah, overlay driver), so layers survive between
 // runs: a second build of an unchanged Dockerfile stage is a cache hit, and a base image is made only once
 // per recipe (base-images.ts).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
@@ -11,7 +11,7 @@ export interface Buildah {
   /** buildah's global flags: the image store and its run state, never the host's /var/lib/containers. */
   readonly globalArgs: string[];
   /** Runs buildah; throws with its stderr on failure. `log` receives its output line by line when given. */
-  run(args: string[], opts?: { cwd?: string; log?: (line: string) => void }): string;
+  run(args: string[], opts?: { log?: (line: string) => void }): string;
   /** The ID of the local image `ref`, or undefined when there is none. */
   imageId(ref: string): string | undefined;
   /** The image store's directory (state kept beside it belongs to the store). */
@@ -34,29 +34,17 @@ export function buildah(cacheDir: string, runDir: string): Buildah {
   return {
     globalArgs,
     run(args, opts = {}) {
-      if (!opts.log) {
-        try {
-          return execFileSync('buildah', [...globalArgs, ...args], {
-            cwd: opts.cwd,
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'pipe'],
-            maxBuffer: 64 << 20,
-          });
-        } catch (e) {
-          const err = e as { stderr?: string; status?: number };
-          throw new Error(`buildah ${args.join(' ')} failed (exit ${err.status}): ${(err.stderr ?? '').trim().slice(-4000)}`, { cause: e });
-        }
-      }
-      // Long builds: stream the output to the caller's log and keep its tail for the error message.
       const r = spawnSync('buildah', [...globalArgs, ...args], {
-        cwd: opts.cwd,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
         maxBuffer: 256 << 20,
       });
-      const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-      for (const line of out.split('\n')) if (line.trim() !== '') opts.log(line);
-      if (r.status !== 0) throw new Error(`buildah ${args.join(' ')} failed (exit ${r.status ?? r.signal}): ${out.trim().slice(-4000)}`);
+      // A build's output reaches the log when it has finished (one build step's lines are few and come fast).
+      if (opts.log) for (const line of `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')) if (line.trim() !== '') opts.log(line);
+      if (r.status !== 0) {
+        const tail = `${opts.log ? r.stdout : ''}${r.stderr ?? ''}`.trim().slice(-4000);
+        throw new Error(`buildah ${args.join(' ')} failed (exit ${r.status ?? r.signal}): ${tail || r.error?.message}`);
+      }
       return r.stdout;
     },
     imageId(ref) {

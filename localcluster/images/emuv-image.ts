@@ -67,12 +67,6 @@ function freshRootfs(dir: string): string {
   return dir;
 }
 
-/** Builds what the images are made of: the JavaScript bundle and the native libraries. */
-export function buildOutputs(nodeBin: string): void {
-  execFileSync(nodeBin, [path.join(REPO_ROOT, 'scripts/build.mjs')], { cwd: REPO_ROOT, stdio: 'pipe' });
-  execFileSync('make', ['-C', path.join(REPO_ROOT, 'native'), '-s', 'all'], { stdio: 'pipe' });
-}
-
 /**
  * Builds the Dockerfile with buildah into its store (tag emuv.local/emuv:dev) and pushes it to
  * `<dir>/emuv.oci.tar`. RUN steps run chrooted in their stage with the host's network (npm and Debian's archive
@@ -222,6 +216,8 @@ function gunzippedSize(file: string): number {
  * real libcuda.so.1 mounted over the simulated one finds them.
  */
 export function buildWorkloadImage(dir: string, realLibcuda?: string): string {
+  // What it is made of: the demo program and the simulated driver (the emuv image builds its own, in buildah).
+  execFileSync('make', ['-C', path.join(REPO_ROOT, 'native'), '-s', 'all'], { stdio: 'pipe' });
   const rootfs = freshRootfs(path.join(dir, 'workload-rootfs'));
   const build = path.join(REPO_ROOT, 'native/build');
   copyWithLibraries(path.join(build, 'examples/vram-demo'), rootfs, '/vram-demo');
